@@ -1,0 +1,1 @@
+"""Assembly and infrastructure: settings, database, inbox/outbox, scheduler, web, sandbox, CLI."""

@@ -1,0 +1,1 @@
+"""aiogram routers, one per audience (citizen, staff, supervisor, admin)."""

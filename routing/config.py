@@ -1,0 +1,338 @@
+"""Configuration as data: the YAML files in a config folder, validated on load.
+
+A config folder holds:
+
+- ``paths.yaml``      the five legal regimes and their named deadline rules;
+- ``units.yaml``      the organisation, its subdivisions (县区 or 街道/镇) and its units;
+- ``routing.yaml``    ordered rules (path, topic, district) → unit, and the fallback unit (兜底);
+- ``holidays.yaml``   official holiday data for years the calendar package lacks, and the
+                      statutory holidays assumed beyond any known data;
+- ``classifier.yaml`` the classifier's lexicon: cues per path and topic, as data staff can read.
+
+Every error names the file and the key and says what is wrong (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+class PathCode(StrEnum):
+    """The five legal regimes (domain.md "The five paths")."""
+
+    PETITION = "petition"
+    LITIGATION = "litigation"
+    MEDIATION = "mediation"
+    RECONSIDERATION = "reconsideration"
+    DISCLOSURE = "disclosure"
+
+
+class Topic(StrEnum):
+    """Subject codes (domain.md "Routing")."""
+
+    SOCIAL_ASSISTANCE = "social_assistance"
+    ELDERLY_CARE = "elderly_care"
+    MARRIAGE_ADOPTION = "marriage_adoption"
+    FUNERAL = "funeral"
+    SOCIAL_ORG = "social_org"
+    CHARITY = "charity"
+    CHILD_WELFARE = "child_welfare"
+    COMMUNITY = "community"
+    PLACE_NAMES = "place_names"
+    DISABILITY = "disability"
+    OTHER = "other"
+
+
+class PeriodUnit(StrEnum):
+    WORKING_DAYS = "working_days"
+    DAYS = "days"
+    MONTHS = "months"
+
+
+class ConfigError(ValueError):
+    """A config folder that does not load. The message names file, key and problem."""
+
+    def __init__(self, file: str, key: str, problem: str) -> None:
+        self.file = file
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{file}: {key}: {problem}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- paths.yaml
+
+
+class DeadlineRuleSpec(_Strict):
+    """One named statutory (or house) period, e.g. ``disclosure.reply``."""
+
+    unit: PeriodUnit
+    length: int = Field(gt=0, le=3660)
+    starts: str = Field(min_length=1, description="what event starts the period (Chinese)")
+    basis: str = Field(min_length=1, description="law and article, in Chinese")
+    extension_cap: int | None = Field(default=None, gt=0)
+    house_rule: bool = False
+    description: str = ""
+
+
+class PathSpec(_Strict):
+    name: str
+    name_en: str
+    basis: str
+    unit_kind: str = Field(description="which kind of unit handles it, in words")
+    deadlines: dict[str, DeadlineRuleSpec]
+
+
+class PathsFile(_Strict):
+    paths: dict[PathCode, PathSpec]
+
+    @model_validator(mode="after")
+    def _all_paths(self) -> PathsFile:
+        missing = [p.value for p in PathCode if p not in self.paths]
+        if missing:
+            raise ValueError(f"missing paths: {', '.join(missing)}")
+        return self
+
+
+# --------------------------------------------------------------------------- units.yaml
+
+
+class Organisation(_Strict):
+    id: str
+    name: str
+    name_en: str
+    subdivision_kind: str = Field(description="what its subdivisions are called, e.g. 县区 or 街道/镇")
+    timezone: str = "Asia/Shanghai"
+
+
+class District(_Strict):
+    """A subdivision: its exact short name, the other ways people write it, its towns."""
+
+    name: str
+    full_name: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    towns: list[str] = Field(default_factory=list)
+
+
+class UnitSpec(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    name_en: str
+    kind: Literal["section", "subdivision", "office"]
+    topics: list[Topic] = Field(default_factory=list)
+    districts: list[str] = Field(default_factory=list)
+    chat_id: int | None = None
+
+
+class UnitsFile(_Strict):
+    organisation: Organisation
+    districts: list[District]
+    units: list[UnitSpec]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UnitsFile:
+        ids = [u.id for u in self.units]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate unit ids: {', '.join(dupes)}")
+        names = {d.name for d in self.districts}
+        for unit in self.units:
+            unknown = [d for d in unit.districts if d not in names]
+            if unknown:
+                raise ValueError(f"unit {unit.id} names unknown districts: {', '.join(unknown)}")
+        return self
+
+
+# --------------------------------------------------------------------------- routing.yaml
+
+
+class RoutingRule(_Strict):
+    """One ordered rule. An absent field matches anything.
+
+    ``unit`` is a unit id, or ``by_district``: the subdivision unit that serves the
+    case's district and handles its topic (no match → the rule does not apply).
+    """
+
+    path: list[PathCode] | None = None
+    topic: list[Topic] | None = None
+    district: list[str] | None = None
+    district_known: bool | None = None
+    unit: str
+    note: str = ""
+
+
+class RoutingFile(_Strict):
+    fallback: str
+    rules: list[RoutingRule]
+
+
+# --------------------------------------------------------------------------- holidays.yaml
+
+
+class HolidayEntry(_Strict):
+    date: dt.date
+    name: str
+
+
+class FixedHoliday(_Strict):
+    month: int = Field(ge=1, le=12)
+    day: int = Field(ge=1, le=31)
+    name: str
+
+
+class LunarHoliday(_Strict):
+    """A holiday by lunar date; ``month: 12, day: -1`` is the last day of the lunar year (除夕)."""
+
+    month: int = Field(ge=1, le=12)
+    day: int = Field(ge=-1, le=30)
+    name: str
+
+
+class SolarTermHoliday(_Strict):
+    term: str = Field(description="solar term name in Chinese, e.g. 清明")
+    name: str
+
+
+class FallbackHolidays(_Strict):
+    """Statutory holidays assumed for years with no official schedule (全国年节及纪念日放假办法)."""
+
+    fixed: list[FixedHoliday] = Field(default_factory=list)
+    lunar: list[LunarHoliday] = Field(default_factory=list)
+    solar_terms: list[SolarTermHoliday] = Field(default_factory=list)
+
+
+class YearSchedule(_Strict):
+    holidays: list[HolidayEntry] = Field(default_factory=list)
+    workdays: list[HolidayEntry] = Field(
+        default_factory=list, description="official 调休 make-up working days (weekends)"
+    )
+
+
+class HolidaysFile(_Strict):
+    years: dict[int, YearSchedule] = Field(default_factory=dict)
+    fallback: FallbackHolidays = Field(default_factory=FallbackHolidays)
+
+
+# --------------------------------------------------------------------------- classifier.yaml
+
+
+class Cue(_Strict):
+    """A phrase (or regular expression when ``regex``) and the weight it adds."""
+
+    text: str = Field(min_length=1)
+    weight: float = 1.0
+    regex: bool = False
+    reason: str = ""
+
+
+class TopicLexicon(_Strict):
+    name: str
+    name_en: str
+    cues: list[Cue]
+
+
+class ClassifierFile(_Strict):
+    version: int = 1
+    paths: dict[PathCode, list[Cue]]
+    topics: dict[Topic, TopicLexicon]
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated config folder."""
+
+    directory: Path
+    paths: PathsFile
+    units: UnitsFile
+    routing: RoutingFile
+    holidays: HolidaysFile
+    classifier: ClassifierFile
+
+    def unit(self, unit_id: str) -> UnitSpec:
+        for unit in self.units.units:
+            if unit.id == unit_id:
+                return unit
+        raise KeyError(unit_id)
+
+
+_FILES: Mapping[str, type[_Strict]] = {
+    "paths.yaml": PathsFile,
+    "units.yaml": UnitsFile,
+    "routing.yaml": RoutingFile,
+    "holidays.yaml": HolidaysFile,
+    "classifier.yaml": ClassifierFile,
+}
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def load_file(path: Path, model: type[_Strict]) -> Any:
+    """Read one YAML file into its model; any problem becomes a :class:`ConfigError`."""
+    name = path.name
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "(file)", "file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        raise ConfigError(str(path), where, f"not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "(top level)", "expected a mapping of keys to values")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(str(path.parent / name), _key(first["loc"]), first["msg"]) from None
+
+
+def load_config(directory: Path | str | None = None) -> Config:
+    """Load and cross-check a config folder (default: the project's ``config/``)."""
+    base = Path(directory) if directory is not None else DEFAULT_CONFIG_DIR
+    if not base.is_dir():
+        raise ConfigError(str(base), "(folder)", "not a folder")
+    loaded = {name: load_file(base / name, model) for name, model in _FILES.items()}
+    config = Config(
+        directory=base,
+        paths=loaded["paths.yaml"],
+        units=loaded["units.yaml"],
+        routing=loaded["routing.yaml"],
+        holidays=loaded["holidays.yaml"],
+        classifier=loaded["classifier.yaml"],
+    )
+    _cross_check(config)
+    return config
+
+
+def _cross_check(config: Config) -> None:
+    """Checks that span files: routing names real units and districts."""
+    unit_ids = {u.id for u in config.units.units}
+    district_names = {d.name for d in config.units.districts}
+    routing = str(config.directory / "routing.yaml")
+    if config.routing.fallback not in unit_ids:
+        raise ConfigError(routing, "fallback", f"unknown unit id {config.routing.fallback!r}")
+    for index, rule in enumerate(config.routing.rules):
+        if rule.unit != "by_district" and rule.unit not in unit_ids:
+            raise ConfigError(routing, f"rules.{index}.unit", f"unknown unit id {rule.unit!r}")
+        for name in rule.district or []:
+            if name not in district_names:
+                raise ConfigError(routing, f"rules.{index}.district", f"unknown district {name!r}")

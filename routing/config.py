@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
@@ -142,18 +150,30 @@ class UnitsFile(_Strict):
     districts: list[District]
     units: list[UnitSpec]
 
-    @model_validator(mode="after")
-    def _consistent(self) -> UnitsFile:
-        ids = [u.id for u in self.units]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"duplicate unit ids: {', '.join(dupes)}")
-        names = {d.name for d in self.districts}
-        for unit in self.units:
+    @field_validator("units")
+    @classmethod
+    def _consistent(cls, units: list[UnitSpec], info: ValidationInfo) -> list[UnitSpec]:
+        # A field validator (not a model one) so that the error's key is ``units``, and the
+        # message names the entry: ``units.12.id: duplicate unit id 'x' (first at units.3.id)``.
+        first: dict[str, int] = {}
+        for index, unit in enumerate(units):
+            if unit.id in first:
+                raise ValueError(
+                    f"units.{index}.id: duplicate unit id {unit.id!r} "
+                    f"(first at units.{first[unit.id]}.id)"
+                )
+            first[unit.id] = index
+        if "districts" not in info.data:  # districts failed validation: that error comes first
+            return units
+        names = {d.name for d in info.data["districts"]}
+        for index, unit in enumerate(units):
             unknown = [d for d in unit.districts if d not in names]
             if unknown:
-                raise ValueError(f"unit {unit.id} names unknown districts: {', '.join(unknown)}")
-        return self
+                raise ValueError(
+                    f"units.{index}.districts: unit {unit.id} names unknown districts: "
+                    f"{', '.join(unknown)}"
+                )
+        return units
 
 
 # --------------------------------------------------------------------------- routing.yaml
@@ -230,25 +250,57 @@ class HolidaysFile(_Strict):
 
 
 class Cue(_Strict):
-    """A phrase (or regular expression when ``regex``) and the weight it adds."""
+    """A phrase, or a regular expression when ``regex``, with the weight it adds."""
 
     text: str = Field(min_length=1)
     weight: float = 1.0
     regex: bool = False
-    reason: str = ""
+
+
+class Signal(_Strict):
+    """A named group of cues: one idea the decision rules talk about (e.g. ``court_pending``).
+
+    ``reason`` is the short Chinese phrase shown to staff when the signal decided.
+    """
+
+    reason: str = Field(min_length=1)
+    cues: list[str | Cue] = Field(min_length=1)
+
+
+class PathRule(_Strict):
+    """Evidence for paths: when all of ``when`` are present and none of ``unless``, add ``add``."""
+
+    when: list[str] = Field(min_length=1)
+    unless: list[str] = Field(default_factory=list)
+    add: dict[PathCode, float]
+    note: str = ""
 
 
 class TopicLexicon(_Strict):
     name: str
     name_en: str
-    cues: list[Cue]
+    cues: list[str | Cue]
 
 
 class ClassifierFile(_Strict):
     version: int = 1
-    paths: dict[PathCode, list[Cue]]
+    normalise: dict[str, str] = Field(
+        default_factory=dict, description="common typos and variants → the standard word"
+    )
+    negators: list[str] = Field(default_factory=list)
+    signals: dict[str, Signal]
+    rules: list[PathRule]
+    default_path: PathCode = PathCode.PETITION
     topics: dict[Topic, TopicLexicon]
     settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _signals_exist(self) -> ClassifierFile:
+        for index, rule in enumerate(self.rules):
+            unknown = [s for s in (*rule.when, *rule.unless) if s not in self.signals]
+            if unknown:
+                raise ValueError(f"rules.{index} names unknown signals: {', '.join(unknown)}")
+        return self
 
 
 # --------------------------------------------------------------------------- loading

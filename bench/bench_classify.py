@@ -67,7 +67,8 @@ def main() -> None:
     )
     elapsed = time.perf_counter() - started
     outputs = result.stdout.count("\n")
-    print(f"`huiyin classify` ({outputs} lines, start-up included): {outputs / elapsed:,.0f} messages/s")
+    rate = outputs / elapsed
+    print(f"`huiyin classify` ({outputs} lines, start-up included): {rate:,.0f} messages/s")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 from bench.eval_classifier import evaluate, load_corpus
 from routing.classifier import MODEL_FILE, Classifier
 from routing.config import PathCode, Topic, load_config
-from routing.learned import LinearModel, text_features, train
+from routing.learned import LinearModel, stack, text_features, train
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 HELD_OUT = "holdout.jsonl"
@@ -27,19 +27,17 @@ def training_files() -> list[Path]:
     return sorted(p for p in DATA.glob("*.jsonl") if p.name != HELD_OUT)
 
 
-def fit(rules: Classifier, items: list[dict[str, Any]]) -> dict[str, LinearModel]:
+def fit(rules: Classifier, items: list[dict[str, Any]]) -> LinearModel:
     examples = []
     for item in sorted(items, key=lambda i: str(i["id"])):
         clean = rules.normalise(item["text"])
         examples.append((text_features(clean, rules.signals(clean)), item))
-    return {
-        "path": train(
-            [(f, i["path"]) for f, i in examples], [p.value for p in PathCode]
-        ),
-        "topic": train(
-            [(f, i["topic"]) for f, i in examples], [t.value for t in Topic]
-        ),
-    }
+    return stack(
+        {
+            "path": train([(f, i["path"]) for f, i in examples], [p.value for p in PathCode]),
+            "topic": train([(f, i["topic"]) for f, i in examples], [t.value for t in Topic]),
+        }
+    )
 
 
 def main() -> None:
@@ -56,13 +54,13 @@ def main() -> None:
     if args.check:
         for held in [*files, DATA / HELD_OUT]:
             train_items = [i for f in files if f != held for i in load_corpus(f)]
-            models = fit(rules, train_items)
+            model = fit(rules, train_items)
             test = load_corpus(held)
             plain = evaluate(rules, test)
             line = f"{held.name:16} rules only: path {plain.path_accuracy:.1%} topic "
             line += f"{plain.topic_accuracy:.1%} | with learned layer:"
             for mix in args.mix or [None]:
-                both = Classifier(config.classifier, config.units, models)
+                both = Classifier(config.classifier, config.units, model)
                 if mix is not None:
                     both.path_mix = both.topic_mix = mix
                 mixed = evaluate(both, test)
@@ -70,14 +68,15 @@ def main() -> None:
             print(line)
         return
     items = [i for f in files for i in load_corpus(f)]
-    models = fit(rules, items)
+    model = fit(rules, items)
     out = {
         "trained_on": [f.name for f in files],
         "examples": len(items),
-        **{name: model.to_json() for name, model in models.items()},
+        "model": model.to_json(),
     }
     target = config.directory / MODEL_FILE
-    target.write_text(json.dumps(out, ensure_ascii=False, sort_keys=True) + "\n", "utf-8")
+    text = json.dumps(out, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    target.write_text(text + "\n", "utf-8")
     print(f"wrote {target} ({len(items)} examples from {len(files)} corpora)")
 
 

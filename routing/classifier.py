@@ -39,7 +39,7 @@ from routing.config import (
     Topic,
     UnitsFile,
 )
-from routing.learned import LinearModel, text_features
+from routing.learned import LinearModel, softmax, text_features, unstack
 
 MODEL_FILE = "classifier_model.json"
 K = TypeVar("K", bound=str)
@@ -50,7 +50,16 @@ _DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "So", "Sk"})
 MAX_CHARS = 20_000
 """Very long input is cut here: a petition letter is long, but not this long."""
 
-TOWN_SUFFIXES = ("苗族仡佬族乡", "布依族苗族乡", "苗族布依族乡", "苗族乡", "布依族乡", "街道", "镇", "乡")
+TOWN_SUFFIXES = (
+    "苗族仡佬族乡",
+    "布依族苗族乡",
+    "苗族布依族乡",
+    "苗族乡",
+    "布依族乡",
+    "街道",
+    "镇",
+    "乡",
+)
 
 
 @dataclass(frozen=True)
@@ -139,10 +148,11 @@ class Classifier:
         self,
         lexicon: ClassifierFile,
         units: UnitsFile,
-        models: Mapping[str, LinearModel] | None = None,
+        learned: LinearModel | None = None,
     ) -> None:
         self.lexicon = lexicon
-        self.models = dict(models or {})
+        # The learned layer: one model whose labels are "path:…" and "topic:…" (stack()).
+        self.learned = learned
         self.path_mix = float(lexicon.settings.get("model_weight_path", 1.0))
         self.topic_mix = float(lexicon.settings.get("model_weight_topic", 1.0))
         self._normalise = (
@@ -187,8 +197,8 @@ class Classifier:
     @classmethod
     def from_config(cls, config: Config, *, learned: bool = True) -> Classifier:
         """The classifier of a config folder, with its learned layer when the folder has one."""
-        models = load_models(config.directory / MODEL_FILE) if learned else None
-        return cls(config.classifier, config.units, models)
+        model = load_learned(config.directory / MODEL_FILE) if learned else None
+        return cls(config.classifier, config.units, model)
 
     # ------------------------------------------------------------------ normalising
 
@@ -222,7 +232,9 @@ class Classifier:
             return True
         return window[-1] in self._near_negators
 
-    def signals(self, text: str, hits: Sequence[tuple[int, _Owner]] | None = None) -> dict[str, str]:
+    def signals(
+        self, text: str, hits: Sequence[tuple[int, _Owner]] | None = None
+    ) -> dict[str, str]:
         """The signals present in normalised ``text``, each with the phrase that showed it.
 
         A phrase the writer negated once counts nowhere in the message: in "我们不想打官司，
@@ -314,10 +326,10 @@ class Classifier:
         topics, topic_cues = self.topic_scores(clean, hits)
         rule_path = _best(scores, self.lexicon.default_path)
         rule_topic = _best_topic(topics)
-        if self.models:
-            features = text_features(clean, found)
-            _mix_in(scores, self.models.get("path"), features, self.path_mix)
-            _mix_in(topics, self.models.get("topic"), features, self.topic_mix)
+        if self.learned is not None:
+            learned = unstack(self.learned.logits(text_features(clean, found)))
+            _mix_in(scores, learned.get("path"), self.path_mix)
+            _mix_in(topics, learned.get("topic"), self.topic_mix)
         path = _best(scores, self.lexicon.default_path)
         topic = _best_topic(topics)
         if topic is Topic.OTHER and Topic.OTHER in topic_cues:
@@ -326,7 +338,7 @@ class Classifier:
             rule_path = path = PathCode(diverted) if diverted else path
         district, place = self.district(clean)
         reasons = self._reasons(path, found, fired, topic, topic_cues.get(topic), district, place)
-        if self.models and (path != rule_path or topic != rule_topic):
+        if self.learned is not None and (path != rule_path or topic != rule_topic):
             reasons.insert(0, "措辞与已标注的同类事项相近（学习层）")
         return Classification(
             path=path,
@@ -384,13 +396,11 @@ def _best_topic(scores: Mapping[Topic, float]) -> Topic:
     return max(scores, key=lambda t: (scores[t], t is not Topic.OTHER))
 
 
-def _mix_in(
-    scores: dict[K, float], model: LinearModel | None, features: Sequence[str], mix: float
-) -> None:
+def _mix_in(scores: dict[K, float], logits: Mapping[str, float] | None, mix: float) -> None:
     """Add the learned layer's log-probabilities (floored, so one model cannot veto)."""
-    if model is None or mix == 0.0:
+    if logits is None or mix == 0.0:
         return
-    probabilities = model.probabilities(features)
+    probabilities = softmax(logits)
     for key in scores:
         scores[key] += mix * max(math.log(probabilities.get(key, 1e-9) or 1e-9), -6.0)
 
@@ -431,10 +441,10 @@ def _strip_suffix(town: str) -> str:
     return town
 
 
-def load_models(path: Path) -> dict[str, LinearModel] | None:
+def load_learned(path: Path) -> LinearModel | None:
     """The learned layer (``classifier_model.json``), or None when the folder has none."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    return {name: LinearModel.from_json(data[name]) for name in ("path", "topic") if name in data}
+    return LinearModel.from_json(data["model"])

@@ -122,7 +122,9 @@ class Organisation(_Strict):
     id: str
     name: str
     name_en: str
-    subdivision_kind: str = Field(description="what its subdivisions are called, e.g. 县区 or 街道/镇")
+    subdivision_kind: str = Field(
+        description="what its subdivisions are called, e.g. 县区 or 街道/镇"
+    )
     timezone: str = "Asia/Shanghai"
 
 
@@ -227,7 +229,9 @@ class SolarTermHoliday(_Strict):
 
 
 class FallbackHolidays(_Strict):
-    """Statutory holidays assumed for years with no official schedule (全国年节及纪念日放假办法)."""
+    """Statutory holidays assumed for years with no official schedule.
+
+    Per 全国年节及纪念日放假办法 (2024 revision)."""
 
     fixed: list[FixedHoliday] = Field(default_factory=list)
     lunar: list[LunarHoliday] = Field(default_factory=list)

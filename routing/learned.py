@@ -14,70 +14,100 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+|[a-z]+|\d+")
 
+Vector = npt.NDArray[np.float64]
+
 
 def text_features(clean: str, signals: Iterable[str]) -> list[str]:
-    """Features of a normalised text: its signals and its character 2- and 3-grams."""
+    """Features of a normalised text: its signals and its character 2- and 3-grams (each
+    once), ASCII words, and one token for any number."""
     features = [f"s:{name}" for name in signals]
-    seen: set[str] = set()
     for run in _CJK_RUN.findall(clean):
         if run.isascii():
-            gram = f"w:{run}" if not run.isdigit() else "w:<num>"
-            if gram not in seen:
-                seen.add(gram)
-                features.append(gram)
-            continue
-        for n in (2, 3):
-            for i in range(len(run) - n + 1):
-                gram = run[i : i + n]
-                if gram not in seen:
-                    seen.add(gram)
-                    features.append(gram)
-    return features
+            features.append("w:<num>" if run.isdigit() else f"w:{run}")
+        else:
+            features.extend([run[i : i + 2] for i in range(len(run) - 1)])
+            features.extend([run[i : i + 3] for i in range(len(run) - 2)])
+    return list(dict.fromkeys(features))
 
 
 @dataclass(frozen=True)
 class LinearModel:
-    """Weights per feature per label, and a bias per label."""
+    """A weight row per feature (one weight per label, in ``labels`` order) and a bias."""
 
     labels: tuple[str, ...]
-    weights: Mapping[str, Mapping[str, float]]
-    bias: Mapping[str, float]
+    index: Mapping[str, int]
+    weights: Vector  # shape (features, labels)
+    bias: Vector  # shape (labels,)
 
-    def logits(self, features: Sequence[str]) -> dict[str, float]:
-        scores = dict(self.bias)
-        for feature in features:
-            row = self.weights.get(feature)
-            if row is not None:
-                for label, weight in row.items():
-                    scores[label] += weight
-        return scores
+    def logits(self, features: Iterable[str]) -> dict[str, float]:
+        rows = [i for i in map(self.index.get, features) if i is not None]
+        total = self.bias + self.weights[rows].sum(axis=0) if rows else self.bias
+        return dict(zip(self.labels, total.tolist(), strict=True))
 
-    def probabilities(self, features: Sequence[str]) -> dict[str, float]:
+    def probabilities(self, features: Iterable[str]) -> dict[str, float]:
         return softmax(self.logits(features))
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self, *, digits: int = 3, prune: float = 0.02) -> dict[str, object]:
+        """Compact form: rounded weights; features whose every weight is tiny are dropped."""
+        rounded = np.round(self.weights, digits)
+        keep = np.abs(self.weights).max(axis=1) >= prune
         return {
             "labels": list(self.labels),
-            "bias": {k: round(v, 5) for k, v in self.bias.items()},
+            "bias": np.round(self.bias, digits).tolist(),
             "weights": {
-                f: {k: round(v, 5) for k, v in row.items() if abs(v) >= 1e-4}
-                for f, row in sorted(self.weights.items())
-                if any(abs(v) >= 1e-4 for v in row.values())
+                feature: rounded[row].tolist()
+                for feature, row in sorted(self.index.items())
+                if keep[row]
             },
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> LinearModel:
-        labels = tuple(str(x) for x in data["labels"])  # type: ignore[attr-defined]
-        bias = {str(k): float(v) for k, v in data["bias"].items()}  # type: ignore[attr-defined]
-        weights = {
-            str(f): {str(k): float(v) for k, v in row.items()}
-            for f, row in data["weights"].items()  # type: ignore[attr-defined]
-        }
-        return cls(labels, weights, bias)
+    def from_json(cls, data: Mapping[str, Any]) -> LinearModel:
+        weights: Mapping[str, list[float]] = data["weights"]
+        return cls(
+            labels=tuple(str(x) for x in data["labels"]),
+            index={f: i for i, f in enumerate(weights)},
+            weights=np.array(list(weights.values()), dtype=np.float64).reshape(
+                len(weights), len(data["labels"])
+            ),
+            bias=np.array(data["bias"], dtype=np.float64),
+        )
+
+
+def stack(models: Mapping[str, LinearModel]) -> LinearModel:
+    """Several models as one, labels prefixed ``name:``: one lookup per feature instead of
+    one per model. Split the logits again with :func:`unstack`."""
+    names = list(models)
+    features = sorted(set().union(*(models[n].index for n in names)))
+    position = {f: i for i, f in enumerate(features)}
+    blocks = []
+    for name in names:
+        model = models[name]
+        block = np.zeros((len(features), len(model.labels)))
+        targets = [position[f] for f in model.index]
+        block[targets] = model.weights[list(model.index.values())]
+        blocks.append(block)
+    return LinearModel(
+        labels=tuple(f"{n}:{label}" for n in names for label in models[n].labels),
+        index=position,
+        weights=np.hstack(blocks),
+        bias=np.concatenate([models[n].bias for n in names]),
+    )
+
+
+def unstack(logits: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    parts: dict[str, dict[str, float]] = {}
+    for key, value in logits.items():
+        name, label = key.split(":", 1)
+        parts.setdefault(name, {})[label] = value
+    return parts
 
 
 def softmax(scores: Mapping[str, float]) -> dict[str, float]:
@@ -102,21 +132,24 @@ def train(
     """
     counts: dict[str, int] = {}
     for features, _ in examples:
-        for feature in features:
+        for feature in set(features):
             counts[feature] = counts.get(feature, 0) + 1
-    keep = {f for f, n in counts.items() if n >= min_count}
-    weights: dict[str, dict[str, float]] = {f: dict.fromkeys(labels, 0.0) for f in sorted(keep)}
-    bias = dict.fromkeys(labels, 0.0)
-    model = LinearModel(tuple(labels), weights, bias)
+    kept = sorted(f for f, n in counts.items() if n >= min_count)
+    index = {f: i for i, f in enumerate(kept)}
+    weights = np.zeros((len(kept), len(labels)))
+    bias = np.zeros(len(labels))
+    targets = np.eye(len(labels))
+    label_row = {label: i for i, label in enumerate(labels)}
+    encoded = [
+        (np.array(sorted({index[f] for f in features if f in index}), dtype=np.intp), label)
+        for features, label in examples
+    ]
     for epoch in range(epochs):
         step = rate / (1.0 + epoch * 0.2)
-        for features, label in examples:
-            active = [f for f in features if f in keep]
-            probs = model.probabilities(active)
-            for name in labels:
-                gradient = probs[name] - (1.0 if name == label else 0.0)
-                bias[name] -= step * gradient
-                for feature in active:
-                    row = weights[feature]
-                    row[name] -= step * (gradient + l2 * row[name])
-    return model
+        for rows, label in encoded:
+            scores = bias + weights[rows].sum(axis=0)
+            exps = np.exp(scores - scores.max())
+            gradient = exps / exps.sum() - targets[label_row[label]]
+            bias -= step * gradient
+            weights[rows] -= step * (gradient + l2 * weights[rows])
+    return LinearModel(tuple(labels), index, weights, bias)

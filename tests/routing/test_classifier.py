@@ -31,7 +31,10 @@ def classifier() -> Classifier:
         # 条例 Art 39: a complaint dressed as a disclosure request is a petition ...
         ("我申请信息公开，公开村主任优亲厚友吃低保的名单，要求严肃查处", PathCode.PETITION),
         # ... but records about oneself are disclosure even when the person is unhappy.
-        ("我对取消低保很不满，但先要你们把我家的入户调查记录和审批表复印给我", PathCode.DISCLOSURE),
+        (
+            "我对取消低保很不满，但先要你们把我家的入户调查记录和审批表复印给我",
+            PathCode.DISCLOSURE,
+        ),
         ("申请公开2024年西秀区临时救助资金使用情况", PathCode.DISCLOSURE),
         # 信访工作条例 Art 31: a matter in court is litigation, whatever it is called.
         ("我要信访！法院判了两年了赔偿款一分没拿到，执行局也不管", PathCode.LITIGATION),
@@ -127,7 +130,8 @@ def test_never_raises_and_stays_in_range(classifier: Classifier, text: str) -> N
 @given(st.text(max_size=400))
 def test_any_text_gets_a_decision(text: str) -> None:
     got = _shared_classifier().classify(text)
-    assert got.path in PathCode and got.topic in Topic
+    assert got.path in PathCode
+    assert got.topic in Topic
     assert 0.0 < got.confidence <= 1.0
 
 
@@ -158,7 +162,8 @@ def test_corpora_exist_and_are_well_formed() -> None:
         items = load_corpus(corpus)
         assert len({i["id"] for i in items}) == len(items), corpus
         for item in items:
-            assert PathCode(item["path"]) and Topic(item["topic"])
+            assert PathCode(item["path"])
+            assert Topic(item["topic"])
 
 
 def test_training_corpus_meets_the_issue_size() -> None:
@@ -196,7 +201,9 @@ def test_classify_cli_keeps_order_and_survives_bad_lines(
     assert main(["classify"]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [o["id"] for o in out] == ["a", None, "c", 4]
-    assert out[0]["path"] == "disclosure" and out[0]["unit"] == "disclosure_office"
-    assert "error" in out[1] and "error" in out[2]
+    assert out[0]["path"] == "disclosure"
+    assert out[0]["unit"] == "disclosure_office"
+    assert "error" in out[1]
+    assert "error" in out[2]
     assert set(out[3]) == {"id", "path", "topic", "district", "unit", "confidence", "reasons"}
     assert (out[3]["path"], out[3]["district"]) == ("mediation", "平坝区")

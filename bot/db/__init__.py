@@ -1,0 +1,1 @@
+"""Persistence: schema, engine, migrations, repositories (which return plain dataclasses)."""

@@ -1,0 +1,137 @@
+"""The SQL FSM storage: an intake conversation survives a restart."""
+
+from __future__ import annotations
+
+import pytest
+from aiogram.exceptions import DataNotDictLikeError
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.fsm.storage.base import StorageKey
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db import repo
+from bot.db.engine import make_engine, make_sessionmaker
+from bot.db.fsm import SqlStorage
+from bot.db.models import FsmRecord
+
+KEY = StorageKey(bot_id=1, chat_id=1001, user_id=1001)
+
+
+class Intake(StatesGroup):
+    description = State()
+    contact = State()
+
+
+async def _rows(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    async with sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(FsmRecord)) or 0)
+
+
+async def test_an_intake_survives_a_restart(database: str) -> None:
+    engine = make_engine(database)
+    storage = SqlStorage(make_sessionmaker(engine))
+    context = FSMContext(storage, KEY)
+    await context.set_state(Intake.description)
+    await context.update_data(text="低保被取消", photos=["AgAD-1"])
+    await context.update_data(district="西秀区")
+    await storage.close()
+    await engine.dispose()
+
+    # A new process: new engine, new storage, same database.
+    engine = make_engine(database)
+    restarted = FSMContext(SqlStorage(make_sessionmaker(engine)), KEY)
+    try:
+        assert await restarted.get_state() == "Intake:description"
+        assert await restarted.get_data() == {
+            "text": "低保被取消",
+            "photos": ["AgAD-1"],
+            "district": "西秀区",
+        }
+        assert await restarted.get_value("district") == "西秀区"
+    finally:
+        await engine.dispose()
+
+
+async def test_clear_leaves_nothing_behind(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    storage = SqlStorage(sessionmaker)
+    context = FSMContext(storage, KEY)
+    await context.set_state(Intake.contact)
+    await context.set_data({"name": "张三", "id_number": "5204…"})
+    assert await _rows(sessionmaker) == 1
+
+    await context.clear()
+
+    assert await context.get_state() is None
+    assert await context.get_data() == {}
+    assert await _rows(sessionmaker) == 0  # the personal details are gone, not blanked
+
+
+async def test_state_and_data_are_independent(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    storage = SqlStorage(sessionmaker)
+    await storage.set_data(KEY, {"a": 1})
+    await storage.set_state(KEY, "Intake:contact")
+    await storage.set_data(KEY, {})
+    assert await storage.get_state(KEY) == "Intake:contact"
+    assert await _rows(sessionmaker) == 1
+
+    await storage.set_data(KEY, {"b": 2})
+    await storage.set_state(KEY, None)
+    assert await storage.get_data(KEY) == {"b": 2}
+    assert await _rows(sessionmaker) == 1
+
+
+async def test_keys_separate_users_chats_threads_and_destinies(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    storage = SqlStorage(sessionmaker)
+    keys = [
+        KEY,
+        StorageKey(bot_id=1, chat_id=1001, user_id=1002),
+        StorageKey(bot_id=1, chat_id=-100500, user_id=1001),
+        StorageKey(bot_id=1, chat_id=-100500, user_id=1001, thread_id=7),
+        StorageKey(bot_id=1, chat_id=1001, user_id=1001, destiny="scene"),
+    ]
+    for index, key in enumerate(keys):
+        await storage.set_state(key, f"S:{index}")
+    assert [await storage.get_state(key) for key in keys] == [f"S:{i}" for i in range(5)]
+    assert await storage.get_state(StorageKey(bot_id=1, chat_id=9, user_id=9)) is None
+    assert await storage.get_data(StorageKey(bot_id=1, chat_id=9, user_id=9)) == {}
+
+
+async def test_data_must_be_a_dict(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    with pytest.raises(DataNotDictLikeError):
+        await SqlStorage(sessionmaker).set_data(KEY, [("a", 1)])  # type: ignore[arg-type]
+
+
+async def test_a_bound_session_makes_fsm_part_of_the_update(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A handler writes through its session, then moves the conversation on.
+
+    On SQLite the session holds the write lock from its first statement: without binding,
+    the storage would wait for it until the busy timeout.
+    """
+    storage = SqlStorage(sessionmaker)
+    context = FSMContext(storage, KEY)
+
+    async with sessionmaker() as session:
+        with storage.use_session(session):
+            await repo.get_or_create_person(session, 1001, "张三")  # takes the write lock
+            await context.set_state(Intake.contact)
+            await context.update_data(name="张三")
+            assert await context.get_state() == "Intake:contact"
+        await session.rollback()  # the update failed: the conversation did not move either
+
+    assert await context.get_state() is None
+    assert await _rows(sessionmaker) == 0
+
+    async with sessionmaker() as session:
+        with storage.use_session(session):
+            await repo.get_or_create_person(session, 1001, "张三")
+            await context.set_state(Intake.contact)
+        await session.commit()
+
+    assert await context.get_state() == "Intake:contact"

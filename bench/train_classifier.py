@@ -17,7 +17,7 @@ from typing import Any
 from bench.eval_classifier import evaluate, load_corpus
 from routing.classifier import MODEL_FILE, Classifier
 from routing.config import PathCode, Topic, load_config
-from routing.learned import LinearModel, stack, text_features, train
+from routing.learned import LinearModel, stack, train
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 HELD_OUT = "holdout.jsonl"
@@ -30,8 +30,7 @@ def training_files() -> list[Path]:
 def fit(rules: Classifier, items: list[dict[str, Any]]) -> LinearModel:
     examples = []
     for item in sorted(items, key=lambda i: str(i["id"])):
-        clean = rules.normalise(item["text"])
-        examples.append((text_features(clean, rules.signals(clean)), item))
+        examples.append((rules.features(item["text"]), item))
     return stack(
         {
             "path": train([(f, i["path"]) for f, i in examples], [p.value for p in PathCode]),

@@ -327,7 +327,8 @@ class Classifier:
         rule_path = _best(scores, self.lexicon.default_path)
         rule_topic = _best_topic(topics)
         if self.learned is not None:
-            learned = unstack(self.learned.logits(text_features(clean, found)))
+            phrases = [owner.phrase for _, owner in hits]
+            learned = unstack(self.learned.logits(text_features(clean, found, phrases)))
             _mix_in(scores, learned.get("path"), self.path_mix)
             _mix_in(topics, learned.get("topic"), self.topic_mix)
         path = _best(scores, self.lexicon.default_path)
@@ -348,6 +349,12 @@ class Classifier:
             reasons=tuple(reasons[:6]),
             scores=scores,
         )
+
+    def features(self, text: str) -> list[str]:
+        """What the learned layer sees of ``text`` (used to train it, too)."""
+        clean = self.normalise(text or "")
+        hits = self._index.scan(clean)
+        return text_features(clean, self.signals(clean, hits), [o.phrase for _, o in hits])
 
     def classify_many(self, texts: Iterable[str]) -> list[Classification]:
         return [self.classify(t) for t in texts]

@@ -24,10 +24,13 @@ _CJK_RUN = re.compile(r"[\u3400-\u9fff]+|[a-z]+|\d+")
 Vector = npt.NDArray[np.float64]
 
 
-def text_features(clean: str, signals: Iterable[str]) -> list[str]:
-    """Features of a normalised text: its signals and its character 2- and 3-grams (each
-    once), ASCII words, and one token for any number."""
+def text_features(
+    clean: str, signals: Iterable[str], phrases: Iterable[str] = ()
+) -> list[str]:
+    """Features of a normalised text: its signals, the lexicon phrases found in it, its
+    character 2- and 3-grams (each once), ASCII words, and one token for any number."""
     features = [f"s:{name}" for name in signals]
+    features.extend(f"c:{phrase}" for phrase in phrases)
     for run in _CJK_RUN.findall(clean):
         if run.isascii():
             features.append("w:<num>" if run.isdigit() else f"w:{run}")

@@ -113,12 +113,17 @@ class _CueIndex:
         self.owners: dict[str, list[_Owner]] = {}
         for phrase in owners:
             found: list[_Owner] = []
-            for inner, inner_owners in owners.items():
-                offset = phrase.find(inner)
-                if offset >= 0:
-                    found.extend(
-                        _Owner(o.signal, o.topic, o.weight, offset, inner) for o in inner_owners
-                    )
+            seen: set[str] = set()
+            # Every substring of the phrase that is itself a cue (phrases are short).
+            for start in range(len(phrase)):
+                for end in range(start + 1, len(phrase) + 1):
+                    inner = phrase[start:end]
+                    if inner in owners and inner not in seen:
+                        seen.add(inner)
+                        found.extend(
+                            _Owner(o.signal, o.topic, o.weight, start, inner)
+                            for o in owners[inner]
+                        )
             self.owners[phrase] = found
         alternation = "|".join(re.escape(p) for p in sorted(owners, key=len, reverse=True))
         self.regex = re.compile(alternation) if owners else None

@@ -24,9 +24,7 @@ _CJK_RUN = re.compile(r"[\u3400-\u9fff]+|[a-z]+|\d+")
 Vector = npt.NDArray[np.float64]
 
 
-def text_features(
-    clean: str, signals: Iterable[str], phrases: Iterable[str] = ()
-) -> list[str]:
+def text_features(clean: str, signals: Iterable[str], phrases: Iterable[str] = ()) -> list[str]:
     """Features of a normalised text: its signals, the lexicon phrases found in it, its
     character 2- and 3-grams (each once), ASCII words, and one token for any number."""
     features = [f"s:{name}" for name in signals]
@@ -58,28 +56,27 @@ class LinearModel:
         return softmax(self.logits(features))
 
     def to_json(self, *, digits: int = 3, prune: float = 0.02) -> dict[str, object]:
-        """Compact form: rounded weights; features whose every weight is tiny are dropped."""
-        rounded = np.round(self.weights, digits)
+        """Compact form: rounded weights, one flat list; features whose every weight is
+        tiny are dropped."""
         keep = np.abs(self.weights).max(axis=1) >= prune
+        features = sorted(f for f, row in self.index.items() if keep[row])
+        rows = [self.index[f] for f in features]
         return {
             "labels": list(self.labels),
             "bias": np.round(self.bias, digits).tolist(),
-            "weights": {
-                feature: rounded[row].tolist()
-                for feature, row in sorted(self.index.items())
-                if keep[row]
-            },
+            "features": features,
+            "weights": np.round(self.weights[rows], digits).ravel().tolist(),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LinearModel:
-        weights: Mapping[str, list[float]] = data["weights"]
+        labels = tuple(str(x) for x in data["labels"])
+        features: list[str] = list(data["features"])
+        weights = np.array(data["weights"], dtype=np.float64).reshape(len(features), len(labels))
         return cls(
-            labels=tuple(str(x) for x in data["labels"]),
-            index={f: i for i, f in enumerate(weights)},
-            weights=np.array(list(weights.values()), dtype=np.float64).reshape(
-                len(weights), len(data["labels"])
-            ),
+            labels=labels,
+            index={f: i for i, f in enumerate(features)},
+            weights=weights,
             bias=np.array(data["bias"], dtype=np.float64),
         )
 

@@ -1,0 +1,107 @@
+"""One forum topic per case in its unit's group, kept alive from the outbox sender.
+
+Messages for a case's topic are queued with ``payload["_case_topic"] = True`` and whatever
+``thread_id`` the case had then (possibly none). Right before sending, :meth:`prepare`
+makes sure the topic exists — creating it on the first message of a case — and points the
+message at it. When Telegram answers "message thread not found" (someone deleted the
+topic), :meth:`on_thread_not_found` creates a new one and the card is posted again there:
+routing never breaks on a deleted topic. In a group without topics the message replies to
+the case's card instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import Bot
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.db import repo
+from bot.db.records import CaseRecord
+from bot.outbox import OutboxItem
+
+log = logging.getLogger(__name__)
+
+CASE_TOPIC = "_case_topic"
+CARD = "_card"
+# Forum topic names are 1–128 characters (Bot API, createForumTopic).
+TOPIC_NAME_LIMIT = 128
+
+
+class TopicKeeper:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        bot: Bot,
+        services: Any = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.bot = bot
+        self.services = services
+
+    async def prepare(self, item: OutboxItem) -> OutboxItem | None:
+        """The item as it should be sent: in the case's topic (created if needed)."""
+        if not item.payload.get(CASE_TOPIC) or item.case_id is None:
+            return item
+        async with self.sessionmaker() as session, session.begin():
+            case = await repo.get_case(session, item.case_id)
+            unit = await repo.get_unit_by_chat(session, item.chat_id)
+        if case is None:
+            return item
+        if unit is not None and not unit.forum:
+            return self._as_reply(item, case)
+        thread_id = case.thread_id if case.unit_id == (unit.id if unit else None) else None
+        if thread_id is None:
+            thread_id = await self._create_topic(case, item.chat_id)
+        return dataclasses.replace(item, thread_id=thread_id)
+
+    async def on_thread_not_found(self, item: OutboxItem) -> int | None:
+        if item.case_id is None:
+            return None
+        async with self.sessionmaker() as session, session.begin():
+            case = await repo.get_case(session, item.case_id)
+        if case is None:
+            return None
+        log.warning("topic of case %s is gone from chat %s: re-creating", case.id, item.chat_id)
+        thread_id = await self._create_topic(
+            case, item.chat_id, repost_card=not item.payload.get(CARD)
+        )
+        return thread_id
+
+    async def on_sent(
+        self, session: AsyncSession, item: OutboxItem, message_id: int | None
+    ) -> None:
+        """Remember the card's message id: later changes edit it in place."""
+        if item.payload.get(CARD) and item.case_id is not None and message_id is not None:
+            case = await repo.get_case(session, item.case_id)
+            if case is not None:
+                await repo.update_case(session, case.id, case.version, card_message_id=message_id)
+
+    async def _create_topic(
+        self, case: CaseRecord, chat_id: int, *, repost_card: bool = False
+    ) -> int:
+        name = f"{case.number} {case.summary}".strip()[:TOPIC_NAME_LIMIT]
+        topic = await self.bot.create_forum_topic(chat_id=chat_id, name=name)
+        async with self.sessionmaker() as session, session.begin():
+            fresh = await repo.get_case(session, case.id)
+            if fresh is not None:
+                await repo.update_case(
+                    session, fresh.id, fresh.version, thread_id=topic.message_thread_id
+                )
+                if repost_card and self.services is not None:
+                    repost: Callable[..., Awaitable[None]] | None = getattr(
+                        self.services, "repost_card", None
+                    )
+                    if repost is not None:
+                        await repost(session, fresh.id)
+        return topic.message_thread_id
+
+    @staticmethod
+    def _as_reply(item: OutboxItem, case: CaseRecord) -> OutboxItem:
+        payload = dict(item.payload)
+        if case.card_message_id is not None and not payload.get(CARD):
+            payload.setdefault("reply_to_message_id", case.card_message_id)
+        return dataclasses.replace(item, thread_id=None, payload=payload)

@@ -1,0 +1,147 @@
+"""End-to-end harness: the sandbox Bot API server and the whole bot, over real HTTP.
+
+``world`` starts the sandbox with the demo organisation (one forum group per unit of
+``config/``), the bot against it (inbox, dispatcher, outbox) on the ``db_url`` database,
+and hands the tests a :class:`World` that acts as people through the control API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.app import Huiyin
+from bot.db.engine import make_engine, make_sessionmaker
+from bot.db.migrate import upgrade_database
+from bot.demo import seed_organisation
+from bot.outbox import Rate, SendLimits
+from bot.sandbox import DEFAULT_TOKEN, SandboxServer, SandboxState
+from bot.sandbox.limits import LimitsConfig
+from bot.settings import Settings
+from routing.config import DEFAULT_CONFIG_DIR, load_config
+
+FAST = SendLimits(overall=Rate(100, 1), private_chat=Rate(50, 1), group_chat=Rate(50, 1))
+
+
+@dataclass
+class World:
+    url: str
+    demo: dict[str, Any]
+    huiyin: Huiyin
+    http: aiohttp.ClientSession
+    clock: Callable[[], dt.datetime]
+    seen: dict[int, int] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ people
+
+    @property
+    def citizen(self) -> int:
+        return int(self.demo["citizen_id"])
+
+    @property
+    def supervisor(self) -> int:
+        return int(self.demo["supervisor_id"])
+
+    @property
+    def admin(self) -> int:
+        return int(self.demo["admin_id"])
+
+    def unit(self, unit_id: str) -> dict[str, Any]:
+        return next(u for u in self.demo["units"] if u["id"] == unit_id)
+
+    async def new_user(self, first_name: str, language_code: str = "zh-hans") -> int:
+        data = await self._post(
+            "users", {"first_name": first_name, "language_code": language_code}
+        )
+        return int(data["id"])
+
+    # ------------------------------------------------------------------ acting
+
+    async def send(
+        self, user_id: int, text: str, *, chat_id: int | None = None, thread: int | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"user_id": user_id, "chat_id": chat_id or user_id, "text": text}
+        if thread is not None:
+            body["message_thread_id"] = thread
+        return await self._post("send", body)
+
+    async def press(
+        self, user_id: int, chat_id: int, message_id: int, data: str
+    ) -> dict[str, Any]:
+        body = {"user_id": user_id, "chat_id": chat_id, "message_id": message_id, "data": data}
+        return await self._post("press", body)
+
+    async def messages(self, chat_id: int, after: int = 0) -> list[dict[str, Any]]:
+        async with self.http.get(
+            f"{self.url}/sandbox/api/chats/{chat_id}/messages", params={"after": after}
+        ) as response:
+            response.raise_for_status()
+            data = await response.json()
+        return list(data["messages"] if isinstance(data, dict) else data)
+
+    async def bot_says(
+        self,
+        chat_id: int,
+        predicate: Callable[[dict[str, Any]], bool] = lambda m: True,
+        *,
+        within: float = 10.0,
+    ) -> dict[str, Any]:
+        """The next message from the bot in ``chat_id`` (after those already seen) that
+        satisfies ``predicate``; fails after ``within`` seconds."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            for message in await self.messages(chat_id, self.seen.get(chat_id, 0)):
+                self.seen[chat_id] = max(self.seen.get(chat_id, 0), message["message_id"])
+                if message.get("from_bot") and predicate(message):
+                    return message
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"the bot said nothing matching in chat {chat_id}")
+            await asyncio.sleep(0.05)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with self.http.post(f"{self.url}/sandbox/api/{path}", json=body) as response:
+            data = await response.json()
+            assert response.status == 200, data
+            return dict(data)
+
+
+def buttons(message: dict[str, Any]) -> dict[str, str]:
+    """Inline buttons of a message: text → callback_data."""
+    markup = message.get("reply_markup") or {}
+    return {
+        button["text"]: button.get("callback_data", "")
+        for row in markup.get("inline_keyboard", [])
+        for button in row
+    }
+
+
+@pytest.fixture
+async def world(db_url: str) -> AsyncIterator[World]:
+    state = SandboxState(DEFAULT_TOKEN)
+    server = SandboxServer(state, limits=LimitsConfig(enabled=False))
+    url = await server.start()
+    config = load_config(DEFAULT_CONFIG_DIR)
+    await upgrade_database(db_url)
+    engine = make_engine(db_url)
+    demo = await seed_organisation(state, config, make_sessionmaker(engine))
+    await engine.dispose()
+    now = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)  # a Monday, 10:00 in Shanghai
+
+    def clock() -> dt.datetime:
+        return now
+
+    settings = Settings(_env_file=None, database_url=db_url, config_dir=DEFAULT_CONFIG_DIR)  # type: ignore[call-arg]
+    huiyin = await Huiyin.create(
+        settings, token=state.token, api_url=url, clock=clock, limits=FAST
+    )
+    await huiyin.start()
+    async with aiohttp.ClientSession() as http:
+        yield World(url=url, demo=demo, huiyin=huiyin, http=http, clock=clock)
+    await huiyin.stop()
+    await server.stop()

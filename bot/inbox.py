@@ -1,0 +1,430 @@
+"""The inbox: every update is saved before Telegram is told it arrived, then handled from here.
+
+Telegram keeps an update for 24 hours until it is confirmed — by a ``getUpdates`` call with a
+higher offset, or by a 2xx answer to the webhook request (Bot API, "Getting updates").
+aiogram's own loops confirm before the handlers run, so a crash loses what was confirmed; we
+confirm only after :func:`store_updates` has committed, and :class:`InboxProcessor` hands the
+saved updates to the dispatcher afterwards.
+
+Guarantees:
+
+* an update is stored once, whatever Telegram replays (``update_id`` is the primary key);
+* the updates of one person (their ``ordering_key``) are handled one at a time, in
+  ``update_id`` order; different people are handled concurrently;
+* an update is never handled by two workers at once: a claim takes a lease, renewed while
+  the handler runs; a crashed worker's claim is retaken when its lease runs out;
+* a failing update is retried with backoff and finally left as ``failed`` with its error,
+  and logged — never dropped. Handling is at-least-once, so handlers must be idempotent
+  (a replayed update or a double-tapped button must create nothing twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from bot.db.models import InboxUpdate
+
+log = logging.getLogger(__name__)
+
+NEW, DONE, FAILED = "new", "done", "failed"
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+Sessionmaker = async_sessionmaker[AsyncSession]
+
+# The error text kept on a row; a traceback's last lines are what a person needs.
+MAX_ERROR_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff: ``first``, ``first * factor``, … capped at ``maximum`` seconds."""
+
+    first: float = 1.0
+    factor: float = 2.0
+    maximum: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        """The wait after the ``attempt``-th failure (1-based)."""
+        return float(min(self.maximum, self.first * self.factor ** max(0, attempt - 1)))
+
+
+# A failed update waits 2 s, 6 s, 18 s, 54 s before its next attempts.
+HANDLER_BACKOFF = Backoff(first=2.0, factor=3.0, maximum=300.0)
+
+
+@dataclass
+class InboxStats:
+    """Counters for metrics (this process only)."""
+
+    done: int = 0
+    retries: int = 0  # failures that will be retried
+    failed: int = 0  # updates given up on, left as ``failed``
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def upsert_insert(session: AsyncSession, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT with ``on_conflict_do_nothing`` on this backend (PostgreSQL or SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def ordering_key(update: Mapping[str, Any]) -> int | None:
+    """Whose update this is: the acting user's id, else the chat's id, else None.
+
+    Messages, edits, button presses and membership changes carry ``from``; reactions and
+    poll answers carry ``user``; channel posts have only a chat. Updates with neither (a
+    poll's new state) need no ordering and get None: they are handled independently.
+    """
+    for kind, body in update.items():
+        if kind == "update_id" or not isinstance(body, Mapping):
+            continue
+        for field in ("from", "user"):
+            person = body.get(field)
+            if isinstance(person, Mapping) and isinstance(person.get("id"), int):
+                return int(person["id"])
+        chat = body.get("chat")
+        if not isinstance(chat, Mapping) and isinstance(body.get("message"), Mapping):
+            chat = body["message"].get("chat")
+        if isinstance(chat, Mapping) and isinstance(chat.get("id"), int):
+            return int(chat["id"])
+    return None
+
+
+async def store_updates(sessionmaker: Sessionmaker, updates: Sequence[Mapping[str, Any]]) -> int:
+    """Save updates in one transaction; an ``update_id`` already stored is skipped.
+
+    Returns how many were new. Only after this returns may they be confirmed to Telegram.
+    """
+    if not updates:
+        return 0
+    now = utcnow()
+    rows = [
+        {
+            "update_id": int(item["update_id"]),
+            "ordering_key": ordering_key(item),
+            "payload": dict(item),
+            "status": NEW,
+            "attempts": 0,
+            "received_at": now,
+        }
+        for item in updates
+    ]
+    async with sessionmaker() as session, session.begin():
+        statement = (
+            upsert_insert(session, InboxUpdate)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[InboxUpdate.update_id])
+            .returning(InboxUpdate.update_id)
+        )
+        inserted = (await session.execute(statement)).scalars().all()
+    return len(inserted)
+
+
+async def retry_failed(sessionmaker: Sessionmaker, update_ids: Iterable[int] | None = None) -> int:
+    """Queue failed updates again (after the cause is fixed), with a fresh attempt count.
+
+    They are handled after whatever their person sent meanwhile: order cannot be restored.
+    """
+    statement = (
+        update(InboxUpdate)
+        .where(InboxUpdate.status == FAILED)
+        .values(status=NEW, attempts=0, lease_until=None, processed_at=None)
+    )
+    if update_ids is not None:
+        statement = statement.where(InboxUpdate.update_id.in_(list(update_ids)))
+    async with sessionmaker() as session, session.begin():
+        result = await session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    update_id: int
+    ordering_key: int | None
+    payload: dict[str, Any]
+    attempts: int  # including this one
+
+
+class InboxProcessor:
+    """Hands stored updates to ``handle`` (e.g. ``lambda u: dp.feed_raw_update(bot, u)``).
+
+    ``run()`` works until ``stop()`` (then finishes the handlers in flight) or cancellation
+    (then abandons them: their leases run out and another worker retakes the updates).
+    """
+
+    def __init__(
+        self,
+        sessionmaker: Sessionmaker,
+        handle: Handler,
+        *,
+        concurrency: int = 16,
+        max_attempts: int = 5,
+        backoff: Backoff = HANDLER_BACKOFF,
+        lease: float = 60.0,
+        handler_timeout: float | None = 300.0,
+        poll_interval: float = 1.0,
+    ):
+        if concurrency < 1 or max_attempts < 1 or lease <= 0:
+            raise ValueError("concurrency, max_attempts and lease must be positive")
+        self.sessionmaker = sessionmaker
+        self.handle = handle
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.lease = lease
+        # A hung handler would hold its person's queue (and its lease) forever.
+        self.handler_timeout = handler_timeout
+        self.poll_interval = poll_interval
+        self.stats = InboxStats()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        # Claims whose outcome is not yet written; the heartbeat renews only these, under
+        # the lock, so a renewal can never overwrite a retry time or a final "failed".
+        self._leased: set[int] = set()
+        self._lease_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Look for work now (call after storing updates) instead of at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop claiming; ``run()`` returns once the handlers in flight are finished."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        heartbeat = asyncio.create_task(self._renew_leases(), name="inbox-leases")
+        failures = 0
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                free = self.concurrency - len(self._tasks)
+                if free > 0:
+                    try:
+                        claims = await self._claim(free)
+                    except (SQLAlchemyError, OSError):
+                        failures += 1
+                        log.exception("inbox: claiming updates failed")
+                        await asyncio.sleep(self.backoff.delay(failures))
+                        continue
+                    failures = 0
+                    for claim in claims:
+                        self._start(claim)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            if self._tasks:
+                await asyncio.wait(list(self._tasks.values()))
+        finally:
+            self._stopping = False  # stop() ends this run; a later run() starts afresh
+            heartbeat.cancel()
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(heartbeat, *self._tasks.values(), return_exceptions=True)
+
+    # Claiming ---------------------------------------------------------------------------------
+
+    def _unfinished(self, row: Any) -> ColumnElement[bool]:
+        """Still to be handled: new, or failed with attempts left."""
+        return or_(
+            row.status == NEW,
+            and_(row.status == FAILED, row.attempts < self.max_attempts),
+        )
+
+    async def _claim(self, limit: int) -> list[_Claim]:
+        now = utcnow()
+        earlier = aliased(InboxUpdate, name="earlier")
+        # Only the oldest unfinished update of each person may be taken: the next one waits
+        # until it is done or given up, which keeps a person's updates in order across
+        # workers. NULL keys never match, so key-less updates are independent.
+        waits_for_earlier = exists().where(
+            earlier.ordering_key == InboxUpdate.ordering_key,
+            earlier.update_id < InboxUpdate.update_id,
+            self._unfinished(earlier),
+        )
+        statement = (
+            select(
+                InboxUpdate.update_id,
+                InboxUpdate.ordering_key,
+                InboxUpdate.payload,
+                InboxUpdate.attempts,
+            )
+            .where(
+                self._unfinished(InboxUpdate),
+                InboxUpdate.attempts < self.max_attempts,
+                or_(InboxUpdate.lease_until.is_(None), InboxUpdate.lease_until <= now),
+                ~waits_for_earlier,
+            )
+            .order_by(InboxUpdate.update_id)
+            .limit(limit)
+            # PostgreSQL: concurrent workers skip each other's rows instead of queueing on
+            # them. SQLite ignores this; its BEGIN IMMEDIATE (bot/db/engine.py) serialises
+            # the whole claim instead.
+            .with_for_update(skip_locked=True, of=InboxUpdate)
+        )
+        async with self.sessionmaker() as session, session.begin():
+            await self._give_up_abandoned(session, now)
+            rows = [
+                row
+                for row in (await session.execute(statement)).all()
+                if row.update_id not in self._tasks
+            ]
+            if not rows:
+                return []
+            # attempts counts starts, not failures: an update that kills the process is
+            # given up after max_attempts crashes instead of crashing it forever.
+            await session.execute(
+                update(InboxUpdate)
+                .where(InboxUpdate.update_id.in_([row.update_id for row in rows]))
+                .values(
+                    lease_until=now + dt.timedelta(seconds=self.lease),
+                    attempts=InboxUpdate.attempts + 1,
+                )
+            )
+        return [
+            _Claim(row.update_id, row.ordering_key, dict(row.payload), row.attempts + 1)
+            for row in rows
+        ]
+
+    async def _give_up_abandoned(self, session: AsyncSession, now: dt.datetime) -> None:
+        """Updates whose last allowed attempt died with its worker (the lease ran out)."""
+        abandoned = (
+            (
+                await session.execute(
+                    update(InboxUpdate)
+                    .where(
+                        InboxUpdate.status.in_([NEW, FAILED]),
+                        InboxUpdate.attempts >= self.max_attempts,
+                        InboxUpdate.lease_until.is_not(None),
+                        InboxUpdate.lease_until <= now,
+                    )
+                    .values(
+                        status=FAILED,
+                        lease_until=None,
+                        processed_at=now,
+                        error="the worker handling the last attempt stopped (lease expired)",
+                    )
+                    .returning(InboxUpdate.update_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for update_id in abandoned:
+            self.stats.failed += 1
+            log.error("inbox: update %s given up: its last attempt's worker died", update_id)
+
+    # Handling ---------------------------------------------------------------------------------
+
+    def _start(self, claim: _Claim) -> None:
+        self._leased.add(claim.update_id)
+        task = asyncio.create_task(self._process(claim), name=f"inbox-{claim.update_id}")
+        self._tasks[claim.update_id] = task
+
+        def finished(_: asyncio.Task[None]) -> None:
+            self._tasks.pop(claim.update_id, None)
+            self._leased.discard(claim.update_id)
+            self._wake.set()  # the person's next update may go now
+
+        task.add_done_callback(finished)
+
+    async def _process(self, claim: _Claim) -> None:
+        try:
+            async with asyncio.timeout(self.handler_timeout):
+                await self.handle(claim.payload)
+        except Exception as error:  # any handler failure is recorded, never lost
+            await self._record_failure(claim, error)
+        else:
+            await self._record(
+                claim.update_id,
+                status=DONE,
+                error=None,
+                lease_until=None,
+                processed_at=utcnow(),
+            )
+            self.stats.done += 1
+
+    async def _record_failure(self, claim: _Claim, error: Exception) -> None:
+        text = _describe(error)
+        if claim.attempts >= self.max_attempts:
+            self.stats.failed += 1
+            log.error(
+                "inbox: update %s failed %d times, given up: %s",
+                claim.update_id,
+                claim.attempts,
+                text,
+            )
+            await self._record(
+                claim.update_id,
+                status=FAILED,
+                error=text,
+                lease_until=None,
+                processed_at=utcnow(),
+            )
+            return
+        self.stats.retries += 1
+        delay = self.backoff.delay(claim.attempts)
+        log.warning(
+            "inbox: update %s failed (attempt %d), retry in %.1f s: %s",
+            claim.update_id,
+            claim.attempts,
+            delay,
+            text,
+        )
+        # The lease doubles as the retry time: nobody takes the row before it.
+        retry_at = utcnow() + dt.timedelta(seconds=delay)
+        await self._record(claim.update_id, status=FAILED, error=text, lease_until=retry_at)
+
+    async def _record(self, update_id: int, **values: Any) -> None:
+        try:
+            async with self._lease_lock, self.sessionmaker() as session, session.begin():
+                self._leased.discard(update_id)
+                await session.execute(
+                    update(InboxUpdate).where(InboxUpdate.update_id == update_id).values(**values)
+                )
+        except (SQLAlchemyError, OSError):
+            # The lease runs out and the update is handled again: at-least-once.
+            log.exception("inbox: could not record the outcome of update %s", update_id)
+
+    async def _renew_leases(self) -> None:
+        """Keep the leases of running handlers alive, so no one else takes their updates."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                async with self._lease_lock:
+                    running = list(self._leased)
+                    if not running:
+                        continue
+                    async with self.sessionmaker() as session, session.begin():
+                        await session.execute(
+                            update(InboxUpdate)
+                            .where(InboxUpdate.update_id.in_(running))
+                            .values(lease_until=utcnow() + dt.timedelta(seconds=self.lease))
+                        )
+            except (SQLAlchemyError, OSError):
+                log.exception("inbox: renewing leases failed")
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TimeoutError) and not str(error):
+        return "TimeoutError: the handler took longer than handler_timeout"
+    lines = traceback.format_exception(error)
+    text = f"{type(error).__name__}: {error}\n" + "".join(lines[-6:])
+    return text[-MAX_ERROR_CHARS:]

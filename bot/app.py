@@ -46,6 +46,7 @@ from routing.deadlines import DeadlineRules
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
+STOP_GRACE_SECONDS = 10.0
 
 
 def make_bot(token: str, api_url: str | None = None) -> Bot:
@@ -219,13 +220,27 @@ class Huiyin:
             self.polling.stop()
         self.processor.stop()
         self.sender.stop()
+        # Let the loops finish what is in flight (a message half-sent would otherwise keep
+        # its lease, and hold up its chat, for a minute after a restart).
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=STOP_GRACE_SECONDS)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks.clear()
         await self.bot.session.close()
         await self.dispatcher.storage.close()
+        _detach_routers(self.dispatcher)
         await self.engine.dispose()
+
+
+def _detach_routers(dispatcher: Dispatcher) -> None:
+    """The handlers' routers are module-level and aiogram lets a router have one parent:
+    free them so a new Dispatcher (a restart in the same process, the next test) can take
+    them. aiogram has no public detach."""
+    for router in dispatcher.sub_routers:
+        router._parent_router = None
+    dispatcher.sub_routers.clear()
 
 
 def _storage(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> BaseStorage:

@@ -81,7 +81,8 @@ class UpdateContext(BaseMiddleware):
 
     async def _actor(self, session: AsyncSession, user: User) -> repo.PersonRecord:
         person = await repo.get_person_by_telegram(session, user.id)
-        if person is None:
+        if person is None or person.display_name != user.full_name:
+            # New, or renamed since: staff should see the name people go by now.
             person = await repo.get_or_create_person(
                 session, user.id, display_name=user.full_name, language=language_of(user)
             )

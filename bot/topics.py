@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import Bot
@@ -27,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CASE_TOPIC = "_case_topic"
 CARD = "_card"
+TOPIC_NAME = "_topic_name"
 # Forum topic names are 1–128 characters (Bot API, createForumTopic).
 TOPIC_NAME_LIMIT = 128
 
@@ -55,7 +55,7 @@ class TopicKeeper:
             return self._as_reply(item, case)
         thread_id = case.thread_id if case.unit_id == (unit.id if unit else None) else None
         if thread_id is None:
-            thread_id = await self._create_topic(case, item.chat_id)
+            thread_id = await self._create_topic(case, item.chat_id, item.payload.get(TOPIC_NAME))
         return dataclasses.replace(item, thread_id=thread_id)
 
     async def on_thread_not_found(self, item: OutboxItem) -> int | None:
@@ -67,7 +67,10 @@ class TopicKeeper:
             return None
         log.warning("topic of case %s is gone from chat %s: re-creating", case.id, item.chat_id)
         thread_id = await self._create_topic(
-            case, item.chat_id, repost_card=not item.payload.get(CARD)
+            case,
+            item.chat_id,
+            item.payload.get(TOPIC_NAME),
+            repost_card=not item.payload.get(CARD),
         )
         return thread_id
 
@@ -81,9 +84,9 @@ class TopicKeeper:
                 await repo.update_case(session, case.id, case.version, card_message_id=message_id)
 
     async def _create_topic(
-        self, case: CaseRecord, chat_id: int, *, repost_card: bool = False
+        self, case: CaseRecord, chat_id: int, name: str | None, *, repost_card: bool = False
     ) -> int:
-        name = f"{case.number} {case.summary}".strip()[:TOPIC_NAME_LIMIT]
+        name = (name or f"{case.number} {case.summary}").strip()[:TOPIC_NAME_LIMIT]
         topic = await self.bot.create_forum_topic(chat_id=chat_id, name=name)
         async with self.sessionmaker() as session, session.begin():
             fresh = await repo.get_case(session, case.id)
@@ -92,11 +95,7 @@ class TopicKeeper:
                     session, fresh.id, fresh.version, thread_id=topic.message_thread_id
                 )
                 if repost_card and self.services is not None:
-                    repost: Callable[..., Awaitable[None]] | None = getattr(
-                        self.services, "repost_card", None
-                    )
-                    if repost is not None:
-                        await repost(session, fresh.id)
+                    await self.services.repost_card(session, fresh.id, topic.message_thread_id)
         return topic.message_thread_id
 
     @staticmethod

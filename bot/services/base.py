@@ -366,6 +366,22 @@ class ServiceBase:
             keyboard=keyboard,
         )
 
+    async def repost_card(self, session: AsyncSession, case_id: int, thread_id: int) -> None:
+        """The case's topic was deleted and made anew (bot/topics.py): post the card again
+        there, so staff keep their buttons."""
+        case = await repo.get_case(session, case_id)
+        if case is None:
+            return
+        text, keyboard = await self._card(session, case)
+        await self._to_unit(
+            session,
+            case,
+            text,
+            f"case:{case.id}:card-again:{thread_id}",
+            card=True,
+            keyboard=keyboard,
+        )
+
     async def _refresh_card(
         self, session: AsyncSession, case: CaseRecord, event: CaseEventRecord
     ) -> None:

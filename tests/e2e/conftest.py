@@ -36,7 +36,14 @@ class World:
     huiyin: Huiyin
     http: aiohttp.ClientSession
     clock: Callable[[], dt.datetime]
+    settings: Settings
+    token: str
     seen: dict[int, int] = field(default_factory=dict)
+
+    async def restart(self) -> None:
+        """Stop the bot and start a new one on the same database and sandbox."""
+        await self.huiyin.stop()
+        self.huiyin = await start_bot(self.settings, self.token, self.url, self.clock)
 
     # ------------------------------------------------------------------ people
 
@@ -137,11 +144,19 @@ async def world(db_url: str) -> AsyncIterator[World]:
         return now
 
     settings = Settings(_env_file=None, database_url=db_url, config_dir=DEFAULT_CONFIG_DIR)  # type: ignore[call-arg]
-    huiyin = await Huiyin.create(
-        settings, token=state.token, api_url=url, clock=clock, limits=FAST
-    )
-    await huiyin.start()
+    huiyin = await start_bot(settings, state.token, url, clock)
     async with aiohttp.ClientSession() as http:
-        yield World(url=url, demo=demo, huiyin=huiyin, http=http, clock=clock)
-    await huiyin.stop()
-    await server.stop()
+        world = World(url, demo, huiyin, http, clock, settings, state.token)
+        try:
+            yield world
+        finally:
+            await world.huiyin.stop()
+            await server.stop()
+
+
+async def start_bot(
+    settings: Settings, token: str, url: str, clock: Callable[[], dt.datetime]
+) -> Huiyin:
+    huiyin = await Huiyin.create(settings, token=token, api_url=url, clock=clock, limits=FAST)
+    await huiyin.start()
+    return huiyin

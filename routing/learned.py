@@ -52,6 +52,14 @@ class LinearModel:
         total = self.bias + self.weights[rows].sum(axis=0) if rows else self.bias
         return dict(zip(self.labels, total.tolist(), strict=True))
 
+    def scores(self, features: Iterable[str]) -> Vector:
+        """The logits as one vector in ``labels`` order (the fast path: no dicts)."""
+        rows = [i for i in map(self.index.get, features) if i is not None]
+        if not rows:
+            return self.bias
+        result: Vector = self.bias + self.weights[rows].sum(axis=0)
+        return result
+
     def probabilities(self, features: Iterable[str]) -> dict[str, float]:
         return softmax(self.logits(features))
 
@@ -108,6 +116,12 @@ def unstack(logits: Mapping[str, float]) -> dict[str, dict[str, float]]:
         name, label = key.split(":", 1)
         parts.setdefault(name, {})[label] = value
     return parts
+
+
+def log_softmax(scores: Vector) -> Vector:
+    shifted = scores - scores.max()
+    result: Vector = shifted - np.log(np.exp(shifted).sum())
+    return result
 
 
 def softmax(scores: Mapping[str, float]) -> dict[str, float]:

@@ -306,7 +306,9 @@ async function loadWorld() {
 function defaultPanels() {
   const demo = world.demo;
   if (demo) {
-    const unit = demo.units[0];
+    // #unit=xixiu opens that unit's group (a link from a tour or a test screenshot).
+    const wanted = new URLSearchParams(location.hash.slice(1)).get("unit");
+    const unit = demo.units.find((u) => u.id === wanted) || demo.units[0];
     return [
       ["市民私聊 (Citizen chat)", demo.citizen_id, demo.citizen_id],
       ["单位工作群 (Unit forum group)", unit ? unit.chat_id : null, unit ? unit.staff_user_id : null],

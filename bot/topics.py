@@ -101,6 +101,11 @@ class TopicKeeper:
     @staticmethod
     def _as_reply(item: OutboxItem, case: CaseRecord) -> OutboxItem:
         payload = dict(item.payload)
-        if case.card_message_id is not None and not payload.get(CARD):
-            payload.setdefault("reply_to_message_id", case.card_message_id)
+        # Services usually say where to reply already (reply_parameters); if not, the card.
+        says_where = "reply_parameters" in payload or "reply_to_message_id" in payload
+        if case.card_message_id is not None and not payload.get(CARD) and not says_where:
+            payload["reply_parameters"] = {
+                "message_id": case.card_message_id,
+                "allow_sending_without_reply": True,
+            }
         return dataclasses.replace(item, thread_id=None, payload=payload)

@@ -197,3 +197,36 @@ async def _wait_for_buttons(
             return message
         await asyncio.sleep(0.05)
     raise AssertionError(f"the card never offered {label}")
+
+
+async def test_a_group_without_topics_works_with_replies(world: World) -> None:
+    """A unit whose group has no topics: the card is a plain message and what follows
+    about the case replies to it."""
+    staff = world.unit(XIXIU)["staff_user_id"]
+    group = await world._post(
+        "groups", {"title": "西秀区民政局（普通群）", "forum": False, "members": [staff]}
+    )
+    async with world.huiyin.sessionmaker() as session, session.begin():
+        await repo.set_unit_chat(session, XIXIU, None, forum=True)
+        await repo.set_unit_chat(session, XIXIU, group["id"], forum=False)
+    await file_petition(world, "旧州镇低保的事拖了很久，请督促")
+    card = await world.bot_says(group["id"], lambda m: "签收" in buttons(m))
+    assert card["message_thread_id"] is None
+    await _card_recorded(world, case_id=1)
+    await world.press(staff, group["id"], card["message_id"], buttons(card)["签收"])
+    note = await world.bot_says(group["id"], lambda m: "签收" in (m["text"] or ""))
+    assert note["reply_to_message_id"] == card["message_id"]
+
+
+async def _card_recorded(world: World, case_id: int) -> None:
+    """The sender records the card's message id just after Telegram answers; a person is
+    never that fast, a test is."""
+    import asyncio
+
+    for _ in range(200):
+        async with world.huiyin.sessionmaker() as session:
+            case = await repo.get_case(session, case_id)
+        if case is not None and case.card_message_id is not None:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the card's message id was never recorded")

@@ -37,6 +37,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.db.models import InboxUpdate
+from bot.leases import keep_leases
 
 log = logging.getLogger(__name__)
 
@@ -404,22 +405,10 @@ class InboxProcessor:
             log.exception("inbox: could not record the outcome of update %s", update_id)
 
     async def _renew_leases(self) -> None:
-        """Keep the leases of running handlers alive, so no one else takes their updates."""
-        while True:
-            await asyncio.sleep(self.lease / 3)
-            try:
-                async with self._lease_lock:
-                    running = list(self._leased)
-                    if not running:
-                        continue
-                    async with self.sessionmaker() as session, session.begin():
-                        await session.execute(
-                            update(InboxUpdate)
-                            .where(InboxUpdate.update_id.in_(running))
-                            .values(lease_until=utcnow() + dt.timedelta(seconds=self.lease))
-                        )
-            except (SQLAlchemyError, OSError):
-                log.exception("inbox: renewing leases failed")
+        """Keep the leases of the rows this worker holds alive (bot/leases.py)."""
+        await keep_leases(
+            self.sessionmaker, InboxUpdate.update_id, self._leased, self._lease_lock, self.lease
+        )
 
 
 def _describe(error: BaseException) -> str:

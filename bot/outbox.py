@@ -54,6 +54,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.db.models import OutboxMessage
 from bot.inbox import Backoff, Sessionmaker, upsert_insert, utcnow
+from bot.leases import keep_leases
 
 log = logging.getLogger(__name__)
 
@@ -608,22 +609,10 @@ class OutboxSender:
             log.exception("outbox: updating message %s failed", row_id)
 
     async def _renew_leases(self) -> None:
-        """Keep leases of messages in flight (waiting on a limit or a 429) alive."""
-        while True:
-            await asyncio.sleep(self.lease / 3)
-            try:
-                async with self._lease_lock:
-                    in_flight = list(self._leased)
-                    if not in_flight:
-                        continue
-                    async with self.sessionmaker() as session, session.begin():
-                        await session.execute(
-                            update(OutboxMessage)
-                            .where(OutboxMessage.id.in_(in_flight))
-                            .values(lease_until=utcnow() + dt.timedelta(seconds=self.lease))
-                        )
-            except (SQLAlchemyError, OSError):
-                log.exception("outbox: renewing leases failed")
+        """Keep the leases of the rows this worker holds alive (bot/leases.py)."""
+        await keep_leases(
+            self.sessionmaker, OutboxMessage.id, self._leased, self._lease_lock, self.lease
+        )
 
 
 def _result_id(result: Any) -> int | None:

@@ -51,9 +51,13 @@ class TopicKeeper:
             unit = await repo.get_unit_by_chat(session, item.chat_id)
         if case is None:
             return item
-        if unit is not None and not unit.forum:
+        if unit is None or unit.id != case.unit_id:
+            # A message for a group the case has left (queued before a transfer): it goes
+            # to the topic it was meant for, and the case's new topic is not touched.
+            return item
+        if not unit.forum:
             return self._as_reply(item, case)
-        thread_id = case.thread_id if case.unit_id == (unit.id if unit else None) else None
+        thread_id = case.thread_id
         if thread_id is None:
             thread_id = await self._create_topic(case, item.chat_id, item.payload.get(TOPIC_NAME))
         return dataclasses.replace(item, thread_id=thread_id)

@@ -549,7 +549,9 @@ async def on_confirm(
             keyboard=_inline(rows),
         )
     else:
-        await state.update_data(path_confirmed=True)
+        # A path the citizen picked ("换一个类别") stays recorded as their choice.
+        data = await state.get_data()
+        await state.update_data(path_confirmed=data.get("path_confirmed", True))
         await _ask_next(chat_id, session, actor, services, texts, state, now, update_id)
     await callback.answer()
 
@@ -733,6 +735,15 @@ async def on_field_answer(
         answers[spec.key] = None
         await state.update_data(answers=answers, attachments=files)
         await _ask_next(message.chat.id, session, actor, services, texts, state, now, update_id)
+        return
+    if attachment is not None:
+        # A photo or file in the middle of the questions is evidence, not the answer: keep
+        # it with the item and stay on the same question.
+        files = [*data.get("attachments", []), attachment.to_dict()][:MAX_ATTACHMENTS]
+        await state.update_data(attachments=files)
+        await say(
+            session, message.chat.id, texts.get("citizen.file_kept", lang), update_id=update_id
+        )
         return
     try:
         value = parse_answer(spec, text_of(message), services.today(now))

@@ -16,7 +16,7 @@ from bot.db.records import CaseEventRecord, CaseRecord, DeadlineRecord, PersonRe
 from bot.outbox import enqueue
 from bot.services import buttons as b
 from bot.services.cards import card_keyboard, card_text
-from bot.services.common import NOT_DUTIES, UNIT_LANGUAGE, clip
+from bot.services.common import NOT_DUTIES, UNIT_LANGUAGE, clip, esc
 from bot.services.errors import CaseNotFound, NotAllowed, ServiceError
 from bot.texts import Ref, Texts
 from routing.calendar import WorkCalendar
@@ -279,10 +279,14 @@ class ServiceBase:
         key: str,
         *,
         keyboard: b.Keyboard | None = None,
+        unit_id: str | None = None,
         **fmt: Any,
     ) -> PersonRecord:
+        """``unit_id``: fills ``{unit}`` with that unit's name in the citizen's language."""
         citizen = await repo.get_person(session, case.citizen_id)
         assert citizen is not None  # a foreign key
+        if unit_id is not None:
+            fmt["unit"] = esc(self.unit_name(unit_id, citizen.language))
         text = self.texts.get(key, citizen.language, number=case.number, **fmt)
         await self._to_person(
             session, citizen, text, dedupe_key, case_id=case.id, keyboard=keyboard
@@ -300,17 +304,24 @@ class ServiceBase:
         keyboard: b.Keyboard | None = None,
         method: str = "sendMessage",
         extra: Mapping[str, Any] | None = None,
+        pinned: bool = False,
     ) -> bool:
         """Post in the case's topic of its unit's group (the topic is created by the sender
         when the case has none); in a group without topics, as a reply to the card.
-        False when the unit has no group bound yet (its cards go out on /bind)."""
+        False when the unit has no group bound yet (its cards go out on /bind).
+
+        ``pinned``: ``case`` is the item as it was at a unit it has just left; post in
+        that unit's topic as it stands, without the sender's topic keeping (which follows
+        the item's current unit and would open a new topic in the old group)."""
         unit = await repo.get_unit(session, case.unit_id)
         if unit is None or unit.chat_id is None:
             log.warning("case %s: unit %s has no group bound; not posted", case.id, case.unit_id)
             return False
         payload: dict[str, Any] = {"parse_mode": "HTML", **(extra or {})}
         thread_id: int | None = None
-        if unit.forum:
+        if unit.forum and pinned:
+            thread_id = case.thread_id
+        elif unit.forum:
             payload["_case_topic"] = True
             payload["_topic_name"] = self.topic_name(case)
             thread_id = case.thread_id

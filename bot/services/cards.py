@@ -47,7 +47,10 @@ def card_text(
         who = texts.get("card.anonymous", lang)
     else:
         who = " · ".join(
-            esc(applicant[k]) for k in ("name", "contact", "id_masked") if applicant.get(k)
+            esc(applicant[k])
+            # Where a disclosure reply is to be posted or emailed (条例 Art 29 (三)) too.
+            for k in ("name", "contact", "id_masked", "credit_code", "address", "email")
+            if applicant.get(k)
         )
     details = "\n".join(
         f"{texts.label('field', key, lang)}：{esc(texts.label(f'choice.{key}', str(value), lang))}"

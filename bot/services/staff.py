@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import repo
 from bot.db.records import CaseEventRecord, CaseRecord, PersonRecord
+from bot.outbox import enqueue
 from bot.services import buttons as b
 from bot.services.base import ServiceBase
-from bot.services.cards import rating_keyboard
+from bot.services.cards import card_text, rating_keyboard
 from bot.services.common import (
     ACCEPT_MEETS,
     ACCEPT_STARTS,
@@ -88,7 +89,7 @@ class StaffOps(ServiceBase):
                 case,
                 f"case:{case.id}:accepted",
                 "citizen.accepted",
-                unit=esc(self.unit_name(case.unit_id)),
+                unit_id=case.unit_id,
                 due=answer.due.isoformat() if answer else "—",
             )
         return case
@@ -272,8 +273,8 @@ class StaffOps(ServiceBase):
             unit=esc(self.unit_name(to_unit)),
             reason=esc(reason),
         )
-        await self._to_unit(session, before, line, f"case:{case.id}:line:{event.id}")
-        await self._refresh_card(session, before, event)
+        await self._to_unit(session, before, line, f"case:{case.id}:line:{event.id}", pinned=True)
+        await self._retire_card(session, before, case, event)
         await self._post_card(session, case)
         if not case.anonymous:
             await self._to_citizen(
@@ -281,9 +282,34 @@ class StaffOps(ServiceBase):
                 case,
                 f"case:{case.id}:moved:{event.id}",
                 "citizen.transferred",
-                unit=esc(self.unit_name(to_unit)),
+                unit_id=to_unit,
             )
         return case
+
+    async def _retire_card(
+        self,
+        session: AsyncSession,
+        before: CaseRecord,
+        after: CaseRecord,
+        event: CaseEventRecord,
+    ) -> None:
+        """The old unit's card after a hand-over: where the item went, and no buttons (the
+        old unit may no longer act; its card must not look as if it could)."""
+        unit = await repo.get_unit(session, before.unit_id)
+        if before.card_message_id is None or unit is None or unit.chat_id is None:
+            return
+        deadlines = await repo.deadlines_of_case(session, after.id)
+        text = card_text(self.texts, after, self.unit_name(after.unit_id), deadlines, "zh")
+        await enqueue(
+            session,
+            unit.chat_id,
+            clip(text, 4096),
+            method="editMessageText",
+            thread_id=before.thread_id,
+            payload={"parse_mode": "HTML", "message_id": before.card_message_id},
+            dedupe_key=f"case:{after.id}:card-edit:{event.id}",
+            case_id=after.id,
+        )
 
     async def answer(
         self,
@@ -328,7 +354,7 @@ class StaffOps(ServiceBase):
             case,
             f"case:{case.id}:answered",
             "citizen.answered",
-            unit=esc(self.unit_name(case.unit_id)),
+            unit_id=case.unit_id,
             kind=lang_kind,
             text=esc(clip(text, 3000)),
             remedy=Ref(f"remedy.{case.path}"),
@@ -376,7 +402,7 @@ class StaffOps(ServiceBase):
             case,
             f"case:{case.id}:to-citizen:{event.id}",
             "citizen.message_from_unit",
-            unit=esc(self.unit_name(case.unit_id)),
+            unit_id=case.unit_id,
             text=esc(clip(text, 3500)),
         )
         return case

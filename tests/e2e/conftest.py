@@ -29,16 +29,37 @@ from routing.config import DEFAULT_CONFIG_DIR, load_config
 FAST = SendLimits(overall=Rate(100, 1), private_chat=Rate(50, 1), group_chat=Rate(50, 1))
 
 
+class Clock:
+    """The bot's clock in the tests: fixed, moved on only by :meth:`World.advance`."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
 @dataclass
 class World:
     url: str
     demo: dict[str, Any]
     huiyin: Huiyin
     http: aiohttp.ClientSession
-    clock: Callable[[], dt.datetime]
+    clock: Clock
     settings: Settings
     token: str
     seen: dict[int, int] = field(default_factory=dict)
+    sandbox: SandboxState | None = None
+
+    def add_to_group(self, user_id: int, chat_id: int) -> None:
+        """Someone is added to a group (as an admin does in Telegram; no control endpoint)."""
+        assert self.sandbox is not None
+        self.sandbox.chats[chat_id].members[user_id] = "member"
+
+    def advance(self, *, days: float = 0, hours: float = 0) -> dt.datetime:
+        """Move the bot's clock on (updates handled from now on see the new time)."""
+        self.clock.now += dt.timedelta(days=days, hours=hours)
+        return self.clock.now
 
     async def restart(self) -> None:
         """Stop the bot and start a new one on the same database and sandbox."""
@@ -138,15 +159,11 @@ async def world(db_url: str) -> AsyncIterator[World]:
     engine = make_engine(db_url)
     demo = await seed_organisation(state, config, make_sessionmaker(engine))
     await engine.dispose()
-    now = dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC)  # a Monday, 10:00 in Shanghai
-
-    def clock() -> dt.datetime:
-        return now
-
+    clock = Clock(dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC))  # a Monday, 10:00 in Shanghai
     settings = Settings(_env_file=None, database_url=db_url, config_dir=DEFAULT_CONFIG_DIR)  # type: ignore[call-arg]
     huiyin = await start_bot(settings, state.token, url, clock)
     async with aiohttp.ClientSession() as http:
-        world = World(url, demo, huiyin, http, clock, settings, state.token)
+        world = World(url, demo, huiyin, http, clock, settings, state.token, sandbox=state)
         try:
             yield world
         finally:

@@ -351,7 +351,9 @@ async def on_rate(
     actor: PersonRecord,
     services: CaseService,
     texts: Texts,
+    state: FSMContext,
     now: dt.datetime,
+    update_id: int,
 ) -> None:
     lang = lang_of(actor)
     try:
@@ -360,6 +362,46 @@ async def on_rate(
         await callback.answer(texts.get(error.key, lang, **error.fmt), show_alert=True)
         return
     await callback.answer(texts.get("citizen.rated_short", lang))
+    await state.set_state(CitizenInput.rating_comment)
+    await state.update_data(case_id=callback_data.case_id)
+    await say(
+        session,
+        actor.telegram_id,
+        texts.get("citizen.rating_comment_prompt", lang),
+        update_id=update_id,
+        n=1,
+    )
+
+
+@router.message(StateFilter(CitizenInput.rating_comment), Command("skip"))
+async def on_skip_rating_comment(message: Message, state: FSMContext) -> None:
+    await state.clear()
+
+
+@router.message(StateFilter(CitizenInput.rating_comment), F.text)
+async def on_rating_comment(
+    message: Message,
+    session: AsyncSession,
+    actor: PersonRecord,
+    services: CaseService,
+    texts: Texts,
+    state: FSMContext,
+    now: dt.datetime,
+    update_id: int,
+) -> None:
+    case_id = (await state.get_data()).get("case_id")
+    await state.clear()
+    if not isinstance(case_id, int):
+        return
+    try:
+        await services.comment_on_rating(session, actor, case_id, message.text or "", now)
+    except ServiceError as error:
+        await say(
+            session,
+            message.chat.id,
+            texts.get(error.key, lang_of(actor), **error.fmt),
+            update_id=update_id,
+        )
 
 
 def _collect(message: Message) -> tuple[str, tuple[AttachmentIn, ...]]:

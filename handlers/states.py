@@ -17,6 +17,7 @@ class CitizenInput(StatesGroup):
     supplement = State()  # the 补正 for data["case_id"] (text, photos, documents)
     message = State()  # a message to the unit about data["case_id"]
     review = State()  # the reason for a 复查 request on data["case_id"]
+    rating_comment = State()  # an optional sentence after rating data["case_id"]
 
 
 class StaffInput(StatesGroup):

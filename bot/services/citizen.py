@@ -422,6 +422,37 @@ class CitizenOps(ServiceBase):
         await self._to_citizen(session, case, f"{key}:citizen", "citizen.rated", stars="★" * score)
         return case
 
+    async def comment_on_rating(
+        self,
+        session: AsyncSession,
+        actor: PersonRecord,
+        case_id: int,
+        comment: str,
+        now: dt.datetime,
+    ) -> CaseRecord:
+        """The sentence a citizen may add after rating (好差评 comes with a comment): kept
+        on the item, audited, and passed on to the unit. Once per item."""
+        case = await self._case_of_citizen(session, actor, case_id, "rate")
+        text = clip(comment.strip(), 1000)
+        if case.rating is None or case.rating_comment or not text:
+            raise InvalidInput("invalid.rating")
+        case = await repo.update_case(session, case.id, case.version, rating_comment=text)
+        event = await self._audit(session, actor, case, "rating_comment", now, reason=text)
+        await self._to_unit(
+            session,
+            case,
+            self.texts.get("post.rating_comment", "zh", comment=esc(text)),
+            f"case:{case.id}:rating-comment",
+        )
+        await self._refresh_card(session, case, event)
+        await self._to_citizen(
+            session,
+            case,
+            f"case:{case.id}:rating-comment:citizen",
+            "citizen.rating_comment_thanks",
+        )
+        return case
+
     async def request_review(
         self,
         session: AsyncSession,

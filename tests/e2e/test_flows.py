@@ -72,14 +72,19 @@ async def test_petition_from_complaint_to_rating(world: World) -> None:
     prompt = await world.bot_says(world.citizen, lambda m: "★★★★★" in buttons(m))
     await world.press(world.citizen, world.citizen, prompt["message_id"], buttons(prompt)["★★★★★"])
     await world.bot_says(world.citizen, lambda m: "感谢" in m["text"])
+    await world.bot_says(world.citizen, lambda m: "评价意见" in m["text"])
+    await world.send(world.citizen, "办得很快，谢谢西秀区民政局")
+    await world.bot_says(world.citizen, lambda m: "已收到您的评价意见" in m["text"])
+    await world.bot_says(group, lambda m: "办得很快" in (m["text"] or ""))
 
     async with world.huiyin.sessionmaker() as session:
         case = await repo.get_case_by_number(session, number)
         assert case is not None
         assert (case.state, case.rating, case.unit_id) == ("closed", 5, XIXIU)
+        assert case.rating_comment == "办得很快，谢谢西秀区民政局"
         actions = [e.action for e in await repo.events_of_case(session, case.id)]
     assert actions[0] in {"receive", "route", "file"}
-    assert {"accept", "answer", "rate"} <= set(actions)
+    assert {"accept", "answer", "rate", "rating_comment"} <= set(actions)
 
 
 async def test_only_the_owning_unit_can_act(world: World) -> None:

@@ -30,7 +30,7 @@ from bot.services import buttons as b
 from bot.services.reply_types import REPLY_GROUPS, REPLY_TYPES
 from bot.texts import Texts
 from handlers.callbacks import CaseAction, ReplyTypePick, TransferTo
-from handlers.common import callback_in_group, command_args, lang_of
+from handlers.common import attachment_of, callback_in_group, command_args, lang_of
 from handlers.reply import say
 from handlers.states import StaffInput
 from routing.config import PathCode
@@ -297,6 +297,35 @@ async def on_note(
     except ServiceError as error:
         reply = texts.get(error.key, lang, **error.fmt)
     await say(session, message.chat.id, reply, update_id=update_id, thread_id=thread_id)
+
+
+@router.message(F.photo | F.document)
+async def on_topic_file(
+    message: Message,
+    session: AsyncSession,
+    actor: PersonRecord,
+    services: CaseService,
+    texts: Texts,
+    now: dt.datetime,
+    update_id: int,
+) -> None:
+    """A photo or document in a case topic goes to the citizen, like a text would."""
+    thread_id = _thread(message)
+    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+    case = await services.case_in_topic(session, message.chat.id, thread_id, reply_to)
+    attachment = attachment_of(message)
+    if case is None or attachment is None:
+        return
+    try:
+        await services.relay_file_to_citizen(session, actor, case.id, attachment, now)
+    except ServiceError as error:
+        await say(
+            session,
+            message.chat.id,
+            texts.get(error.key, lang_of(actor), **error.fmt),
+            update_id=update_id,
+            thread_id=thread_id,
+        )
 
 
 @router.message(F.text & ~F.text.startswith("/"))

@@ -156,6 +156,31 @@ async def get_case_by_number(session: AsyncSession, number: str) -> CaseRecord |
     return None if case is None else to_record(CaseRecord, case)
 
 
+async def get_case_in_unit_chat(
+    session: AsyncSession,
+    unit_id: str,
+    *,
+    thread_id: int | None = None,
+    card_message_id: int | None = None,
+) -> CaseRecord | None:
+    """The case of a unit whose forum topic is ``thread_id`` (or, in a group without
+    topics, whose card is ``card_message_id``): what a staff message in the group is about."""
+    if thread_id is not None:
+        condition = Case.thread_id == thread_id
+    elif card_message_id is not None:
+        condition = Case.card_message_id == card_message_id
+    else:
+        return None
+    case = await session.scalar(
+        select(Case)
+        .where(Case.unit_id == unit_id, condition)
+        .order_by(Case.id.desc())
+        .limit(1)
+        .execution_options(populate_existing=True)
+    )
+    return None if case is None else to_record(CaseRecord, case)
+
+
 async def cases_of_citizen(session: AsyncSession, person_id: int) -> list[CaseRecord]:
     """The person's cases, newest first."""
     query = select(Case).where(Case.citizen_id == person_id)

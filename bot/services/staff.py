@@ -27,6 +27,7 @@ from bot.services.common import (
     esc,
 )
 from bot.services.errors import ServiceError
+from bot.services.intake import AttachmentIn
 from bot.services.reply_types import is_reply_type
 from bot.services.validate import parse_text
 from bot.texts import Ref
@@ -407,6 +408,54 @@ class StaffOps(ServiceBase):
         )
         return case
 
+    async def relay_file_to_citizen(
+        self,
+        session: AsyncSession,
+        actor: PersonRecord,
+        case_id: int,
+        attachment: AttachmentIn,
+        now: dt.datetime,
+    ) -> CaseRecord:
+        """A photo or document posted in the topic goes to the citizen too (by file id,
+        valid for this bot), is kept with the case and audited."""
+        case = await self._case_for_staff(session, actor, case_id, "relay_to_citizen", now)
+        if State(case.state) in TERMINAL_STATES:
+            raise ServiceError("staff.case_settled", state=Ref(f"state.{case.state}"))
+        if case.anonymous:
+            raise ServiceError("staff.anonymous")
+        stored = await repo.add_attachment(
+            session,
+            case.id,
+            kind=attachment.kind,
+            file_id=attachment.file_id,
+            file_unique_id=attachment.file_unique_id,
+            file_name=attachment.file_name,
+            mime_type=attachment.mime_type,
+            size=attachment.size,
+            caption=attachment.caption,
+            from_role=actor.role,
+        )
+        await self._audit(
+            session, actor, case, "staff_file", now, data={"attachment_id": stored.id}
+        )
+        citizen = await repo.get_person(session, case.citizen_id)
+        if citizen is not None and not citizen.blocked_bot:
+            method, field = (
+                ("sendPhoto", "photo")
+                if attachment.kind == "photo"
+                else ("sendDocument", "document")
+            )
+            await enqueue(
+                session,
+                citizen.telegram_id,
+                clip(attachment.caption or "", 1024),
+                method=method,
+                payload={field: attachment.file_id},
+                dedupe_key=f"case:{case.id}:file-to-citizen:{stored.id}",
+                case_id=case.id,
+            )
+        return case
+
     async def case_in_topic(
         self, session: AsyncSession, chat_id: int, thread_id: int | None, reply_to: int | None
     ) -> CaseRecord | None:
@@ -415,10 +464,6 @@ class StaffOps(ServiceBase):
         unit = await repo.get_unit_by_chat(session, chat_id)
         if unit is None:
             return None
-        # TODO(lead): a repo.get_case_by_thread(unit_id, thread_id) would make this one query.
-        for case in await repo.list_cases(session, unit_id=unit.id, limit=None):
-            if thread_id is not None and case.thread_id == thread_id:
-                return case
-            if reply_to is not None and case.card_message_id == reply_to:
-                return case
-        return None
+        if thread_id is not None:
+            return await repo.get_case_in_unit_chat(session, unit.id, thread_id=thread_id)
+        return await repo.get_case_in_unit_chat(session, unit.id, card_message_id=reply_to)

@@ -235,3 +235,25 @@ async def _card_recorded(world: World, case_id: int) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the card's message id was never recorded")
+
+
+async def test_a_photo_from_staff_reaches_the_citizen(world: World) -> None:
+    await file_petition(world, "旧州镇低保的事，请帮帮忙")
+    group = world.unit(XIXIU)["chat_id"]
+    staff = world.unit(XIXIU)["staff_user_id"]
+    card = await card_of(world, XIXIU)
+    await world._post(
+        "send",
+        {
+            "user_id": staff,
+            "chat_id": group,
+            "message_thread_id": card["message_thread_id"],
+            "photo": True,
+            "caption": "审批通知书照片",
+        },
+    )
+    photo = await world.bot_says(world.citizen, lambda m: bool(m.get("photo")))
+    assert photo["caption"] == "审批通知书照片"
+    async with world.huiyin.sessionmaker() as session:
+        files = await repo.attachments_of_case(session, 1)
+    assert [(f.kind, f.from_role) for f in files] == [("photo", "staff")]

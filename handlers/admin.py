@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.records import PersonRecord
 from bot.services import CaseService, ServiceError
 from bot.texts import Texts
-from handlers.common import command_args, lang_of
+from handlers.common import command_args, lang_of, thread_of
 from handlers.reply import say
 
 router = Router(name=__name__)
@@ -54,11 +54,7 @@ async def on_join(
         )
     except ServiceError as error:
         reply = texts.get(error.key, lang, **error.fmt)
-    await say(session, message.chat.id, reply, update_id=update_id, thread_id=_thread(message))
-
-
-def _thread(message: Message) -> int | None:
-    return message.message_thread_id if message.is_topic_message else None
+    await say(session, message.chat.id, reply, update_id=update_id, thread_id=thread_of(message))
 
 
 @router.message(Command("bind"), in_group, is_admin)
@@ -81,7 +77,7 @@ async def on_bind(
         reply = texts.get(key, lang, unit=html.escape(unit.name))
     except ServiceError as error:
         reply = texts.get(error.key, lang, **error.fmt)
-    await say(session, message.chat.id, reply, update_id=update_id, thread_id=_thread(message))
+    await say(session, message.chat.id, reply, update_id=update_id, thread_id=thread_of(message))
 
 
 @router.message(Command("invite"), in_private, is_admin)

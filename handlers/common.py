@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
 from bot.db.records import PersonRecord
 from bot.services import AttachmentIn
@@ -58,3 +58,10 @@ def command_args(message: Message) -> str:
     """What follows the command word (``/urge HY-… 请加快`` → ``HY-… 请加快``)."""
     parts = (message.text or "").split(maxsplit=1)
     return parts[1].strip() if len(parts) > 1 else ""
+
+
+def thread_of(message: Message | InaccessibleMessage | None) -> int | None:
+    """The topic of a message; None in a group without topics or its general chat."""
+    if not isinstance(message, Message) or not message.is_topic_message:
+        return None
+    return message.message_thread_id

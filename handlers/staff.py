@@ -17,7 +17,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.types import (
     CallbackQuery,
-    InaccessibleMessage,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -30,7 +29,7 @@ from bot.services import buttons as b
 from bot.services.reply_types import REPLY_GROUPS, REPLY_TYPES
 from bot.texts import Texts
 from handlers.callbacks import CaseAction, ReplyTypePick, TransferTo
-from handlers.common import attachment_of, callback_in_group, command_args, lang_of
+from handlers.common import attachment_of, callback_in_group, command_args, lang_of, thread_of
 from handlers.reply import say
 from handlers.states import StaffInput
 from routing.config import PathCode
@@ -56,13 +55,6 @@ def prompt_state(
     """The prompt state of one person in one topic of one group."""
     key = StorageKey(bot_id=bot.id, chat_id=chat_id, user_id=user_id, thread_id=thread_id)
     return FSMContext(storage=fsm_storage, key=key)
-
-
-def _thread(message: Message | InaccessibleMessage | None) -> int | None:
-    """The topic of a message; None in a group without topics or its general chat."""
-    if not isinstance(message, Message) or not message.is_topic_message:
-        return None
-    return message.message_thread_id
 
 
 def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
@@ -95,7 +87,7 @@ async def on_card_button(
     lang = lang_of(actor)
     message = callback.message
     assert message is not None  # callback_in_group
-    chat_id, thread_id = message.chat.id, _thread(message)
+    chat_id, thread_id = message.chat.id, thread_of(message)
     action, case_id = callback_data.action, callback_data.case_id
     try:
         if action == b.ACCEPT:
@@ -173,7 +165,7 @@ async def on_transfer_unit(
     lang = lang_of(actor)
     message = callback.message
     assert message is not None
-    chat_id, thread_id = message.chat.id, _thread(message)
+    chat_id, thread_id = message.chat.id, thread_of(message)
     try:
         case = await services.staff_case(session, actor, callback_data.case_id, "transfer", now)
     except ServiceError as error:
@@ -213,7 +205,7 @@ async def on_reply_type(
     lang = lang_of(actor)
     message = callback.message
     assert message is not None
-    chat_id, thread_id = message.chat.id, _thread(message)
+    chat_id, thread_id = message.chat.id, thread_of(message)
     code = callback_data.code
     try:
         case = await services.staff_case(session, actor, callback_data.case_id, "answer", now)
@@ -279,7 +271,7 @@ async def on_note(
     update_id: int,
 ) -> None:
     lang = lang_of(actor)
-    thread_id = _thread(message)
+    thread_id = thread_of(message)
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
     case = await services.case_in_topic(session, message.chat.id, thread_id, reply_to)
     if case is None:
@@ -310,7 +302,7 @@ async def on_topic_file(
     update_id: int,
 ) -> None:
     """A photo or document in a case topic goes to the citizen, like a text would."""
-    thread_id = _thread(message)
+    thread_id = thread_of(message)
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
     case = await services.case_in_topic(session, message.chat.id, thread_id, reply_to)
     attachment = attachment_of(message)
@@ -343,7 +335,7 @@ async def on_topic_message(
     """A staff member's text in a case topic: the answer to an armed prompt, or else a
     message for the citizen. The group's general chat is for the staff themselves."""
     lang = lang_of(actor)
-    thread_id = _thread(message)
+    thread_id = thread_of(message)
     assert message.from_user is not None
     state = prompt_state(fsm_storage, bot, message.chat.id, thread_id, message.from_user.id)
     pending = await state.get_state()

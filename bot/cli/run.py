@@ -98,11 +98,8 @@ async def serve(settings: Any, *, ready: asyncio.Event | None = None) -> None:
 async def _start_sandbox(settings: Any, web_app: Any) -> tuple[Any, str]:
     """The sandbox Bot API server shares the web app (and its port) with the bot."""
     from bot.app import Huiyin
-    from bot.db.engine import make_engine, make_sessionmaker
-    from bot.db.migrate import upgrade_database
     from bot.demo import seed_organisation
     from bot.sandbox import DEFAULT_TOKEN, SandboxState, create_app
-    from routing.config import load_config
 
     if "HUIYIN_DATABASE_URL" not in os.environ:
         # The sandbox forgets its chats when it stops: start the demo's database afresh too.
@@ -113,14 +110,10 @@ async def _start_sandbox(settings: Any, web_app: Any) -> tuple[Any, str]:
     base = f"http://{settings.host}:{settings.port}"
     state = SandboxState(DEFAULT_TOKEN)
     web_app.add_subapp("/tg/", create_app(state))
-    config = load_config(settings.config_dir)
-    await upgrade_database(settings.database_url)
-    engine = make_engine(settings.database_url)
-    try:
-        await seed_organisation(state, config, make_sessionmaker(engine))
-    finally:
-        await engine.dispose()
+    # create() migrates the database and loads the config; nothing talks to the Bot API
+    # before start(), so the demo can be seeded in between.
     huiyin = await Huiyin.create(settings, token=state.token, api_url=f"{base}/tg")
+    await seed_organisation(state, huiyin.config, huiyin.sessionmaker)
     web_app.router.add_get("/", _redirect_to("/tg/"))
     return huiyin, f"{base}/tg/"
 

@@ -17,14 +17,12 @@ import aiohttp
 import pytest
 
 from bot.app import Huiyin
-from bot.db.engine import make_engine, make_sessionmaker
-from bot.db.migrate import upgrade_database
 from bot.demo import seed_organisation
 from bot.outbox import Rate, SendLimits
 from bot.sandbox import DEFAULT_TOKEN, SandboxServer, SandboxState
 from bot.sandbox.limits import LimitsConfig
 from bot.settings import Settings
-from routing.config import DEFAULT_CONFIG_DIR, load_config
+from routing.config import DEFAULT_CONFIG_DIR
 
 FAST = SendLimits(overall=Rate(100, 1), private_chat=Rate(50, 1), group_chat=Rate(50, 1))
 
@@ -154,14 +152,13 @@ async def world(db_url: str) -> AsyncIterator[World]:
     state = SandboxState(DEFAULT_TOKEN)
     server = SandboxServer(state, limits=LimitsConfig(enabled=False))
     url = await server.start()
-    config = load_config(DEFAULT_CONFIG_DIR)
-    await upgrade_database(db_url)
-    engine = make_engine(db_url)
-    demo = await seed_organisation(state, config, make_sessionmaker(engine))
-    await engine.dispose()
     clock = Clock(dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC))  # a Monday, 10:00 in Shanghai
     settings = Settings(_env_file=None, database_url=db_url, config_dir=DEFAULT_CONFIG_DIR)  # type: ignore[call-arg]
-    huiyin = await start_bot(settings, state.token, url, clock)
+    huiyin = await Huiyin.create(
+        settings, token=state.token, api_url=url, clock=clock, limits=FAST
+    )
+    demo = await seed_organisation(state, huiyin.config, huiyin.sessionmaker)
+    await huiyin.start()
     async with aiohttp.ClientSession() as http:
         world = World(url, demo, huiyin, http, clock, settings, state.token, sandbox=state)
         try:

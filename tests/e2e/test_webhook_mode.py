@@ -12,13 +12,11 @@ import pytest
 from aiohttp import web
 
 from bot.app import Huiyin
-from bot.db.engine import make_engine, make_sessionmaker
-from bot.db.migrate import upgrade_database
 from bot.demo import seed_organisation
 from bot.sandbox import DEFAULT_TOKEN, SandboxServer, SandboxState
 from bot.sandbox.limits import LimitsConfig
 from bot.settings import Settings
-from routing.config import DEFAULT_CONFIG_DIR, load_config
+from routing.config import DEFAULT_CONFIG_DIR
 from tests.e2e.conftest import FAST, World, buttons
 
 
@@ -34,12 +32,6 @@ async def webhook_world(db_url: str) -> AsyncIterator[World]:
     state = SandboxState(DEFAULT_TOKEN)
     server = SandboxServer(state, limits=LimitsConfig(enabled=False))
     url = await server.start()
-    await upgrade_database(db_url)
-    engine = make_engine(db_url)
-    demo = await seed_organisation(
-        state, load_config(DEFAULT_CONFIG_DIR), make_sessionmaker(engine)
-    )
-    await engine.dispose()
     port = _free_port()
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
@@ -55,6 +47,7 @@ async def webhook_world(db_url: str) -> AsyncIterator[World]:
     huiyin = await Huiyin.create(
         settings, token=state.token, api_url=url, clock=clock, limits=FAST
     )
+    demo = await seed_organisation(state, huiyin.config, huiyin.sessionmaker)
     app = web.Application()
     huiyin.add_routes(app)
     runner = web.AppRunner(app)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 CASE_TOPIC = "_case_topic"
 CARD = "_card"
+CARD_EDIT = "_card_edit"
 TOPIC_NAME = "_topic_name"
 # Forum topic names are 1–128 characters (Bot API, createForumTopic).
 TOPIC_NAME_LIMIT = 128
@@ -43,7 +44,10 @@ class TopicKeeper:
         self.services = services
 
     async def prepare(self, item: OutboxItem) -> OutboxItem | None:
-        """The item as it should be sent: in the case's topic (created if needed)."""
+        """The item as it should be sent: in the case's topic (created if needed), a card
+        edit aimed at the card's message."""
+        if item.payload.get(CARD_EDIT) and item.case_id is not None:
+            return await self._aim_card_edit(item)
         if not item.payload.get(CASE_TOPIC) or item.case_id is None:
             return item
         async with self.sessionmaker() as session, session.begin():
@@ -61,6 +65,23 @@ class TopicKeeper:
         if thread_id is None:
             thread_id = await self._create_topic(case, item.chat_id, item.payload.get(TOPIC_NAME))
         return dataclasses.replace(item, thread_id=thread_id)
+
+    async def _aim_card_edit(self, item: OutboxItem) -> OutboxItem | None:
+        """The card's message id as recorded now (the card went out before this edit, the
+        chat's messages being sent in order). None when there is no card to edit."""
+        if "message_id" in item.payload:
+            return item
+        async with self.sessionmaker() as session, session.begin():
+            case = await repo.get_case(session, item.case_id) if item.case_id else None
+            unit = await repo.get_unit_by_chat(session, item.chat_id)
+        if case is None or case.card_message_id is None or unit is None:
+            log.info("outbox: no card to edit for message %s", item.id)
+            return None
+        if unit.id != case.unit_id:
+            log.info("outbox: case %s has left chat %s: card edit dropped", case.id, item.chat_id)
+            return None
+        payload = {**item.payload, "message_id": case.card_message_id}
+        return dataclasses.replace(item, payload=payload)
 
     async def on_thread_not_found(self, item: OutboxItem) -> int | None:
         if item.case_id is None:

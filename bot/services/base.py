@@ -19,6 +19,7 @@ from bot.services.cards import card_keyboard, card_text
 from bot.services.common import NOT_DUTIES, UNIT_LANGUAGE, clip, esc
 from bot.services.errors import CaseNotFound, NotAllowed, ServiceError
 from bot.texts import Ref, Texts
+from bot.topics import CARD, CARD_EDIT, CASE_TOPIC, TOPIC_NAME
 from routing.calendar import WorkCalendar
 from routing.classifier import Classifier
 from routing.config import Config
@@ -322,8 +323,8 @@ class ServiceBase:
         if unit.forum and pinned:
             thread_id = case.thread_id
         elif unit.forum:
-            payload["_case_topic"] = True
-            payload["_topic_name"] = self.topic_name(case)
+            payload[CASE_TOPIC] = True
+            payload[TOPIC_NAME] = self.topic_name(case)
             thread_id = case.thread_id
         elif case.card_message_id is not None and not card:
             payload["reply_parameters"] = {
@@ -331,7 +332,7 @@ class ServiceBase:
                 "allow_sending_without_reply": True,
             }
         if card:
-            payload["_card"] = True
+            payload[CARD] = True
         if keyboard:
             payload["reply_markup"] = keyboard
         limit = 1024 if method != "sendMessage" else 4096  # captions are shorter (Bot API)
@@ -396,19 +397,18 @@ class ServiceBase:
     async def _refresh_card(
         self, session: AsyncSession, case: CaseRecord, event: CaseEventRecord
     ) -> None:
-        """Edit the card after a change, when its message id is known (the sender records it
-        once the card is out; until then the card about to go out is already current)."""
-        if case.card_message_id is None:
-            return
+        """Edit the card after a change. The card's message id is looked up when the edit is
+        sent (bot/topics.py): a chat's messages go in order, so an edit queued while the
+        card is still on its way finds the id the sender recorded for it."""
         unit = await repo.get_unit(session, case.unit_id)
         if unit is None or unit.chat_id is None:
             return
         text, keyboard = await self._card(session, case)
-        payload: dict[str, Any] = {"parse_mode": "HTML", "message_id": case.card_message_id}
+        payload: dict[str, Any] = {"parse_mode": "HTML", CARD_EDIT: True}
+        if case.card_message_id is not None:
+            payload["message_id"] = case.card_message_id
         if keyboard:
             payload["reply_markup"] = keyboard  # no markup: Telegram removes the buttons
-        if unit.forum:
-            payload["_case_topic"] = True
         await enqueue(
             session,
             unit.chat_id,

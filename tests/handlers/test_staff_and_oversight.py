@@ -5,8 +5,13 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import Message
 
+from sqlalchemy import select
+
 from bot.db import repo
+from bot.db.models import OutboxMessage
 from bot.db.records import CaseRecord
+from bot.outbox import OutboxItem
+from bot.topics import TopicKeeper
 from tests.handlers.conftest import Harness
 from tests.services.conftest import CHATS, DISCLOSURE, PETITION
 
@@ -44,7 +49,7 @@ async def test_accept_answer_with_reply_type_in_the_topic(harness: Harness) -> N
     edits = [r for r in await harness.outbox_to(OFFICE) if r["_method"] == "editMessageText"]
     assert edits
     assert edits[-1]["message_id"] == 500
-    assert edits[-1]["_case_topic"] is True
+    assert edits[-1]["_card_edit"] is True
 
     await harness.press(STAFF, f"c:ans:{case.id}", chat_id=OFFICE, thread_id=TOPIC)
     groups = (await harness.outbox_to(OFFICE))[-1]
@@ -64,6 +69,46 @@ async def test_accept_answer_with_reply_type_in_the_topic(harness: Harness) -> N
     citizen = await harness.outbox_to(CITIZEN)
     assert "不予公开" in citizen[-2]["text"]
     assert "r:" in str(citizen[-1]["reply_markup"])
+
+
+async def test_a_press_before_the_card_id_is_recorded_still_edits_the_card(
+    harness: Harness,
+) -> None:
+    """Staff may press a button in the moment between Telegram showing the card and the
+    sender recording its message id: the edit is aimed at the card when it is sent (the
+    card, earlier in the same chat, is recorded by then), never dropped."""
+    async with harness.sessionmaker() as session:
+        case = await harness.service.file_case(
+            session, harness.people.citizen, DISCLOSURE, harness.now
+        )
+        await session.commit()
+    await harness.press(STAFF, f"c:acc:{case.id}", chat_id=OFFICE)
+    async with harness.sessionmaker() as session:
+        rows = (await session.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars()
+        edit = next(r for r in rows if r.method == "editMessageText" and r.chat_id == OFFICE)
+        item = OutboxItem(
+            id=edit.id,
+            chat_id=edit.chat_id,
+            thread_id=edit.thread_id,
+            method=edit.method,
+            payload=dict(edit.payload),
+            case_id=edit.case_id,
+            dedupe_key=edit.dedupe_key,
+            attempts=0,
+        )
+    assert "message_id" not in item.payload
+    keeper = TopicKeeper(harness.sessionmaker, harness.bot)
+    assert await keeper.prepare(item) is None  # no card out yet: nothing to edit
+
+    async with harness.sessionmaker() as session:  # the sender records the card
+        fresh = await repo.get_case(session, case.id)
+        assert fresh is not None
+        await repo.update_case(session, case.id, fresh.version, card_message_id=500)
+        await session.commit()
+    aimed = await keeper.prepare(item)
+    assert aimed is not None
+    assert aimed.payload["message_id"] == 500
+    assert aimed.build().model_dump()["message_id"] == 500
 
 
 async def test_other_unit_and_forged_buttons_are_refused(harness: Harness) -> None:

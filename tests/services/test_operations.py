@@ -34,8 +34,8 @@ async def test_accept_sends_notice_and_starts_the_60_days(
     notice = (await sent_to(session, people.citizen.telegram_id))[-1]
     assert notice["_key"] == f"case:{case.id}:accepted"
     assert "2026-05-06" in notice["text"]
-    line = (await sent_to(session, CHATS["xixiu"]))[-1]
-    assert "签收" in line["text"]
+    said = [r for r in await sent_to(session, CHATS["xixiu"]) if r["_method"] == "sendMessage"]
+    assert "签收" in said[-1]["text"]
 
 
 async def test_other_units_and_citizens_are_refused_and_audited(

@@ -3,18 +3,25 @@ and messages, all of them on one database.
 
     updates ─(LongPolling | webhook)→ inbox table ─(InboxProcessor)→ Dispatcher → handlers
     handlers ─(outbox.enqueue, same transaction)→ outbox table ─(OutboxSender)→ Bot API
+    APScheduler ─(every scan_every_seconds)→ ReminderScanner → notifications + outbox
 
 Nothing reaches Telegram or leaves it except through those two tables, so a crash at any
 point loses nothing that was confirmed and sends nothing twice on purpose.
+
+Several processes may share one database (``huiyin run --workers N``, or any balancer in
+front of webhook workers). Every one handles updates and scans for reminders; the outbox
+sender and the long poller run in one process at a time, under a lease (bot/leader.py):
+Telegram's flood limits count per bot, and getUpdates admits one caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,18 +30,21 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.db import repo
-from bot.db.engine import make_engine, make_sessionmaker
+from bot.db.engine import is_sqlite, make_engine, make_sessionmaker
 from bot.db.fsm import SqlStorage
 from bot.db.migrate import upgrade_database
 from bot.inbox import InboxProcessor
+from bot.leader import LeaderLease, process_name, while_leader
 from bot.middlewares import Clock, UpdateContext, system_clock
 from bot.outbox import OutboxSender, SendLimits
 from bot.polling import LongPolling
+from bot.reminders import ReminderScanner
 from bot.settings import Settings
 from bot.topics import TopicKeeper
 from bot.webhook import add_webhook_route, set_webhook
@@ -42,11 +52,14 @@ from routing.calendar import WorkCalendar
 from routing.classifier import Classifier
 from routing.config import Config, load_config
 from routing.deadlines import DeadlineRules
+from routing.reminders import ReminderPolicy
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 STOP_GRACE_SECONDS = 10.0
+# How long a lease outlives a process that died holding it (renewed every third of it).
+LEASE_SECONDS = 15.0
 
 
 def make_bot(token: str, api_url: str | None = None) -> Bot:
@@ -78,7 +91,7 @@ def build_dispatcher(
         calendar=WorkCalendar.from_holidays(config.holidays),
         texts=texts,
     )
-    dispatcher = Dispatcher(storage=storage)
+    dispatcher = Dispatcher(storage=storage, events_isolation=_events_isolation(storage))
     dispatcher.update.outer_middleware(
         UpdateContext(
             sessionmaker,
@@ -110,8 +123,15 @@ class Huiyin:
     processor: InboxProcessor
     sender: OutboxSender
     topics: TopicKeeper
+    scanner: ReminderScanner
+    scan_interval: float
+    lease_seconds: float = LEASE_SECONDS
+    holder: str = field(default_factory=process_name)
     polling: LongPolling | None = None
+    scheduler: AsyncIOScheduler | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _scanning: asyncio.Lock = field(default_factory=asyncio.Lock)
     _secret: str = ""
 
     @classmethod
@@ -123,7 +143,10 @@ class Huiyin:
         api_url: str | None = None,
         clock: Clock = system_clock,
         limits: SendLimits | None = None,
+        scan_interval: float | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> Huiyin:
+        """``scan_interval`` overrides reminders.yaml's ``scan_every_seconds`` (tests)."""
         config = load_config(settings.config_dir)
         await upgrade_database(settings.database_url)
         engine = make_engine(settings.database_url)
@@ -154,8 +177,35 @@ class Huiyin:
             on_sent=topics.on_sent,
             prepare=topics.prepare,
         )
+        policy = ReminderPolicy.from_config(config.reminders)
+        interval = scan_interval or float(policy.scan_every_seconds)
+        holder = process_name()
+        scanner = ReminderScanner(
+            sessionmaker,
+            dispatcher["services"],
+            policy,
+            clock=clock,
+            # SQLite has no SKIP LOCKED: one process scans, the others wait for its lease.
+            lease=(
+                LeaderLease(sessionmaker, "reminder-scan", holder=holder, ttl=3 * interval)
+                if is_sqlite(settings.database_url)
+                else None
+            ),
+        )
         return cls(
-            settings, config, engine, sessionmaker, bot, dispatcher, processor, sender, topics
+            settings,
+            config,
+            engine,
+            sessionmaker,
+            bot,
+            dispatcher,
+            processor,
+            sender,
+            topics,
+            scanner,
+            interval,
+            lease_seconds,
+            holder,
         )
 
     def add_routes(self, web_app: web.Application) -> None:
@@ -178,18 +228,63 @@ class Huiyin:
 
     async def start(self) -> None:
         """Start the loops: the webhook (see :meth:`add_routes`) or long polling, the inbox
-        processor and the outbox sender."""
+        processor, the outbox sender and the reminder scan."""
         self._wrap_feed(self.sender.wake)
+        self._stopping.clear()
         if self.settings.webhook_url:
             url = self.settings.webhook_url.rstrip("/") + WEBHOOK_PATH
             await set_webhook(self.bot, url, secret_token=self._secret)
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
             self.polling = LongPolling(self.bot, self.sessionmaker, on_stored=self.processor.wake)
-            self.tasks.append(asyncio.create_task(self.polling.run(), name="polling"))
+            self._lead("polling", self.polling.run, self.polling.stop)
         self.tasks.append(asyncio.create_task(self.processor.run(), name="inbox"))
-        self.tasks.append(asyncio.create_task(self.sender.run(), name="outbox"))
+        self._lead("outbox", self.sender.run, self.sender.stop)
+        self._start_scheduler()
         await self._set_commands()
+
+    def _lead(
+        self, name: str, work: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], None]
+    ) -> None:
+        """Run ``work`` while this process holds the lease ``name`` (one process at a time)."""
+        lease = LeaderLease(self.sessionmaker, name, holder=self.holder, ttl=self.lease_seconds)
+        self.tasks.append(
+            asyncio.create_task(
+                while_leader(lease, work, stop, stopping=self._stopping), name=f"lead-{name}"
+            )
+        )
+
+    def _start_scheduler(self) -> None:
+        """APScheduler triggers the scan, nothing more: in-memory job store (never shared
+        between processes), one instance at a time, missed runs coalesced into one, and no
+        misfire is too late to run (what is due comes from the tables, not from the job)."""
+        self.scheduler = AsyncIOScheduler(
+            # Overlaps are refused by scan() itself, quietly: APScheduler's own max_instances
+            # would log a warning each time a long scan meets the next trigger.
+            job_defaults={"coalesce": True, "max_instances": 2, "misfire_grace_time": None}
+        )
+        self.scheduler.add_job(
+            self.scan,
+            "interval",
+            seconds=self.scan_interval,
+            id="reminder-scan",
+            next_run_time=dt.datetime.now(dt.UTC),
+        )
+        self.scheduler.start()
+
+    async def scan(self) -> None:
+        """One reminder scan (never two at once); a failure is logged and the next run
+        tries again."""
+        if self._scanning.locked():
+            return
+        async with self._scanning:
+            try:
+                report = await self.scanner.scan()
+            except Exception:
+                log.exception("reminder scan failed")
+                return
+        if report.messages:
+            self.sender.wake()
 
     def _wrap_feed(self, after: Callable[[], None]) -> None:
         """Wake the sender right after each update's transaction commits: the reply is in
@@ -216,6 +311,9 @@ class Huiyin:
             )
 
     async def stop(self) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self._stopping.set()
         if self.polling is not None:
             self.polling.stop()
         self.processor.stop()
@@ -229,7 +327,7 @@ class Huiyin:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks.clear()
         await self.bot.session.close()
-        await self.dispatcher.storage.close()
+        await self.dispatcher.fsm.close()  # the FSM storage and the events isolation
         _detach_routers(self.dispatcher)
         await self.engine.dispose()
 
@@ -241,6 +339,19 @@ def _detach_routers(dispatcher: Dispatcher) -> None:
     for router in dispatcher.sub_routers:
         router._parent_router = None
     dispatcher.sub_routers.clear()
+
+
+def _events_isolation(storage: BaseStorage) -> BaseEventIsolation | None:
+    """With Redis (several workers): one update at a time per chat and user across all
+    processes, as aiogram's RedisEventIsolation locks it. The inbox already hands one
+    person's updates out in order; this also covers what reaches the dispatcher otherwise.
+    It shares the storage's connection pool (closed with the storage: the isolation's own
+    close() closes nothing)."""
+    from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+
+    if isinstance(storage, RedisStorage):
+        return RedisEventIsolation(storage.redis)
+    return None
 
 
 def _storage(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> BaseStorage:

@@ -25,7 +25,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,7 +47,7 @@ from aiogram.methods.base import TelegramMethod
 from aiogram.types import ForumTopic
 from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -138,32 +139,78 @@ async def enqueue(
     moved to a re-created topic. ``text`` is the caption for media methods. Raises
     ValueError for an unknown method or arguments the method does not accept.
     """
-    body = dict(payload or {})
-    if text is not None:
-        body["caption" if method in CAPTION_METHODS else "text"] = text
+    message = Outgoing(chat_id, text, dedupe_key, method, thread_id, payload, case_id)
+    row = message.row(utcnow(), not_before)
     # An unknown method or a malformed payload fails here, in the caller's transaction,
     # rather than later as a failed row nobody is waiting for.
-    build_method(method, chat_id, thread_id, body)
-    now = utcnow()
+    build_method(method, chat_id, thread_id, row["payload"])
     statement = (
         upsert_insert(session, OutboxMessage)
-        .values(
-            dedupe_key=dedupe_key,
-            chat_id=chat_id,
-            thread_id=thread_id,
-            method=method,
-            payload=body,
-            case_id=case_id,
-            status=PENDING,
-            attempts=0,
-            not_before=_to_utc(not_before) if not_before is not None else now,
-            created_at=now,
-        )
+        .values(**row)
         .on_conflict_do_nothing(index_elements=[OutboxMessage.dedupe_key])
         .returning(OutboxMessage.id)
     )
     row_id: int | None = (await session.execute(statement)).scalar_one_or_none()
     return row_id
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One call for :func:`enqueue_many` (the arguments of :func:`enqueue`)."""
+
+    chat_id: int
+    text: str | None
+    dedupe_key: str | None
+    method: str = "sendMessage"
+    thread_id: int | None = None
+    payload: dict[str, Any] | None = None
+    case_id: int | None = None
+
+    def row(self, now: dt.datetime, not_before: dt.datetime | None) -> dict[str, Any]:
+        body = dict(self.payload or {})
+        if self.text is not None:
+            body["caption" if self.method in CAPTION_METHODS else "text"] = self.text
+        return {
+            "dedupe_key": self.dedupe_key,
+            "chat_id": self.chat_id,
+            "thread_id": self.thread_id,
+            "method": self.method,
+            "payload": body,
+            "case_id": self.case_id,
+            "status": PENDING,
+            "attempts": 0,
+            "not_before": _to_utc(not_before) if not_before is not None else now,
+            "created_at": now,
+        }
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    messages: Sequence[Outgoing],
+    *,
+    not_before: dt.datetime | None = None,
+) -> int:
+    """Queue many calls in the caller's transaction, a few statements for all (the reminder
+    scan writes thousands at once); keys already queued are skipped. Returns how many rows
+    were written. Each method's first message is checked as :func:`enqueue` checks all."""
+    now = utcnow()
+    rows = [message.row(now, not_before) for message in messages]
+    checked: set[str] = set()
+    for row in rows:
+        if row["method"] not in checked:
+            build_method(row["method"], row["chat_id"], row["thread_id"], row["payload"])
+            checked.add(row["method"])
+    if not rows:
+        return 0
+    # One statement with many parameter sets: SQLAlchemy batches it into multi-row INSERTs
+    # ("insertmanyvalues") compiled once, far cheaper than a statement built per batch.
+    statement = (
+        upsert_insert(session, OutboxMessage)
+        .on_conflict_do_nothing(index_elements=[OutboxMessage.dedupe_key])
+        .returning(OutboxMessage.id)
+    )
+    connection = await session.connection()
+    return len((await connection.execute(statement, rows)).all())
 
 
 @dataclass(frozen=True)
@@ -183,18 +230,63 @@ class Rate:
         return AsyncLimiter(self.count, self.seconds)
 
 
+@dataclass
+class ChatLimiter:
+    """One chat's :class:`Rate` as a leaky bucket that counts a call once it is answered.
+
+    Telegram counts a message when it arrives. A limiter that counts calls as they start
+    lets the network squeeze two into one period: the first may spend longer on the way
+    (or waiting for the overall limit) than the second. A chat's calls go one at a time, so
+    a call counted when answered (by then Telegram has counted it) keeps the next one a
+    whole period behind it at Telegram's end too.
+    """
+
+    rate: Rate
+    level: float = 0.0  # calls counted and not yet leaked out
+    stamp: float = 0.0  # loop time ``level`` was last brought up to date
+    in_flight: bool = False  # a call has been made and not yet counted
+
+    def ready_at(self) -> float:
+        """Loop time from which the next call keeps the rate."""
+        excess = self.level + 1 - self.rate.count
+        return self.stamp + max(0.0, excess) * self.rate.seconds / self.rate.count
+
+    def idle(self, now: float) -> bool:
+        """Nothing in flight and the bucket empty: forgetting the chat changes nothing."""
+        drained = self.stamp + self.level * self.rate.seconds / self.rate.count
+        return not self.in_flight and now >= drained
+
+    def answered(self, now: float) -> None:
+        """Count the call in flight (if any) as of ``now``, no earlier than its answer."""
+        if not self.in_flight:
+            return
+        self.in_flight = False
+        leaked = (now - self.stamp) * self.rate.count / self.rate.seconds
+        self.level = max(0.0, self.level - leaked) + 1
+        self.stamp = now
+
+
 @dataclass(frozen=True)
 class SendLimits:
     """Bot FAQ ("My bot is hitting limits"): no more than one message per second in a chat,
     no more than 20 messages per minute in a group, about 30 messages per second in all.
 
-    The defaults keep each limit in every window (no bursts): a group gets one message
-    every 3 s. Group chats are told apart by their negative ids (Bot API, Chat.id).
+    The defaults keep each limit in every window as Telegram counts: on arrival, after a way
+    that takes longer for some calls than for others. So a chat's period runs from the answer
+    to its last call (:class:`ChatLimiter`; a group gets at most one message every 3 s), and
+    overall, calls are spread out evenly (two may go together, which makes up for the timer
+    firing late) and made only while fewer than :meth:`per_second` others are unanswered or
+    were answered less than a second ago. Group chats are told apart by their negative ids
+    (Bot API, Chat.id).
     """
 
-    overall: Rate = Rate(1, 1 / 30)
+    overall: Rate = Rate(2, 2 / 30)
     private_chat: Rate = Rate(1, 1.0)
     group_chat: Rate = Rate(1, 60 / 20)
+
+    def per_second(self) -> int:
+        """The overall rate as calls in any one second, the window Telegram counts in."""
+        return max(1, math.floor(self.overall.count / self.overall.seconds + 1e-9))
 
 
 @dataclass
@@ -282,7 +374,9 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._stopping = False
         self._overall: AsyncLimiter | None = None
-        self._chat_limiters: dict[int, tuple[AsyncLimiter, float]] = {}
+        self._queued_for_overall = 0  # tasks waiting in self._overall, first come first served
+        self._arrivals: asyncio.Semaphore | None = None
+        self._chat_limiters: dict[int, ChatLimiter] = {}
         self._paused_until: dict[int, float] = {}
 
     def wake(self) -> None:
@@ -296,6 +390,7 @@ class OutboxSender:
     async def run(self) -> None:
         # aiolimiter binds a limiter to the loop it first runs on: fresh ones per run.
         self._overall = self.limits.overall.limiter()
+        self._arrivals = asyncio.Semaphore(self.limits.per_second())
         self._chat_limiters.clear()
         heartbeat = asyncio.create_task(self._renew_leases(), name="outbox-leases")
         failures = 0
@@ -334,20 +429,18 @@ class OutboxSender:
         def due(row: Any) -> ColumnElement[bool]:
             return and_(row.status == PENDING, row.not_before <= now)
 
+        # A chat's messages go in order: only its oldest due message (its head) may be
+        # taken; the next waits until that one is sent or given up, whichever worker holds
+        # it. One grouped pass over the pending index finds every chat's head: the cost
+        # grows with the backlog once per claim, not once per row of it.
         earlier = aliased(OutboxMessage, name="earlier")
-        # A chat's messages go in order: only its oldest due message may be taken, the next
-        # waits until that one is sent or given up, whichever worker holds it.
-        waits_for_earlier = exists().where(
-            earlier.chat_id == OutboxMessage.chat_id,
-            earlier.id < OutboxMessage.id,
-            due(earlier),
-        )
+        heads = select(func.min(earlier.id)).where(due(earlier)).group_by(earlier.chat_id)
         statement = (
             select(OutboxMessage)
             .where(
+                OutboxMessage.id.in_(heads),
                 due(OutboxMessage),
                 or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
-                ~waits_for_earlier,
             )
             .order_by(OutboxMessage.id)
             .limit(limit)
@@ -395,34 +488,65 @@ class OutboxSender:
 
     # Limits -----------------------------------------------------------------------------------
 
-    def _chat_limiter(self, chat_id: int) -> AsyncLimiter:
-        now = asyncio.get_running_loop().time()
+    def _chat_limiter(self, chat_id: int) -> ChatLimiter:
         known = self._chat_limiters.get(chat_id)
         if known is None:
             rate = self.limits.group_chat if chat_id < 0 else self.limits.private_chat
-            known = (rate.limiter(), now)
-        self._chat_limiters[chat_id] = (known[0], now)
-        return known[0]
+            known = self._chat_limiters[chat_id] = ChatLimiter(rate)
+        return known
 
     def _forget_idle_chats(self) -> None:
-        """Drop limiters of chats quiet for longer than their period (their bucket is empty)."""
+        """Drop limiters of chats whose bucket is empty (they would allow a call now anyway)."""
         if len(self._chat_limiters) < 1000:
             return
         now = asyncio.get_running_loop().time()
-        for chat_id, (limiter, used) in list(self._chat_limiters.items()):
-            if now - used > limiter.time_period and chat_id not in self._paused_until:
+        for chat_id, limiter in list(self._chat_limiters.items()):
+            if limiter.idle(now) and chat_id not in self._paused_until:
                 del self._chat_limiters[chat_id]
 
     async def _wait_for_turn(self, chat_id: int) -> None:
+        """Wait until a call to the chat keeps every limit; :meth:`_call` makes it at once."""
         loop = asyncio.get_running_loop()
+        assert self._overall is not None and self._arrivals is not None
         paused_until = self._paused_until.get(chat_id)
         if paused_until is not None:
             await asyncio.sleep(max(0.0, paused_until - loop.time()))
             self._paused_until.pop(chat_id, None)
-        # The chat's own limit first: a chat waiting its turn holds no overall capacity.
-        await self._chat_limiter(chat_id).acquire()
-        assert self._overall is not None
-        await self._overall.acquire()
+        overall = self.limits.overall
+        interval = overall.seconds / overall.count
+        while True:
+            # Join the overall queue (first come, first served) once the chats in it take as
+            # long to pass as this chat still has to wait for its own limit: the two waits
+            # overlap (a queue shorter than 3 s does not slow a group down), and a chat
+            # waiting for its own limit holds up no other. The queue takes at least:
+            passing = max(0.0, self._queued_for_overall + 1 - overall.count) * interval
+            early = self._chat_limiter(chat_id).ready_at() - loop.time()
+            if early > passing:
+                await asyncio.sleep(early - passing)
+                continue
+            self._queued_for_overall += 1
+            try:
+                await self._overall.acquire()
+            finally:
+                self._queued_for_overall -= 1
+            if loop.time() >= self._chat_limiter(chat_id).ready_at():
+                break
+            # The queue moved faster than it looked (a chat in it gave up): this turn goes
+            # unused rather than early.
+        await self._arrivals.acquire()  # given back a second after the answer
+        # Looked up only now: an idle chat's limiter may have been forgotten (empty anew).
+        self._chat_limiter(chat_id).in_flight = True
+
+    async def _call(self, item: OutboxItem) -> Any:
+        """Make the item's call after :meth:`_wait_for_turn`; count it once answered (or
+        failed: Telegram may have counted it all the same)."""
+        try:
+            return await self.bot(item.build(), request_timeout=self.request_timeout)
+        finally:
+            loop = asyncio.get_running_loop()
+            self._chat_limiter(item.chat_id).answered(loop.time())
+            assert self._arrivals is not None
+            loop.call_later(1.0, self._arrivals.release)
 
     # Sending ----------------------------------------------------------------------------------
 
@@ -461,7 +585,7 @@ class OutboxSender:
         while True:
             await self._wait_for_turn(item.chat_id)
             try:
-                result = await self.bot(item.build(), request_timeout=self.request_timeout)
+                result = await self._call(item)
             except TelegramRetryAfter as error:
                 # 429: this chat waits retry_after seconds; other chats carry on.
                 self.stats.too_many_requests += 1

@@ -97,8 +97,8 @@ async def on_invite(
             session, message.chat.id, texts.get("admin.invite_usage", lang), update_id=update_id
         )
         return
-    # "/invite legal staff", "/invite legal" (staff) or "/invite supervisor".
-    if args[0] in ("supervisor", "admin"):
+    # "/invite legal staff", "/invite legal" (staff), "/invite supervisor" or "/invite head".
+    if args[0] in ("supervisor", "head", "admin"):
         unit_id, role = None, args[0]
     else:
         unit_id, role = args[0], args[1] if len(args) > 1 else "staff"

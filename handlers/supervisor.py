@@ -21,7 +21,7 @@ from handlers.reply import say
 router = Router(name=__name__)
 router.message.filter(F.chat.type == "private")
 
-OVERSIGHT = frozenset({"supervisor", "admin"})
+OVERSIGHT = frozenset({"supervisor", "head", "admin"})
 LIST_LIMIT = 30  # one message; the dashboard has the full lists
 
 

@@ -7,7 +7,9 @@ A config folder holds:
 - ``routing.yaml``    ordered rules (path, topic, district) → unit, and the fallback unit (兜底);
 - ``holidays.yaml``   official holiday data for years the calendar package lacks, and the
                       statutory holidays assumed beyond any known data;
-- ``classifier.yaml`` the classifier's lexicon: cues per path and topic, as data staff can read.
+- ``classifier.yaml`` the classifier's lexicon: cues per path and topic, as data staff can read;
+- ``reminders.yaml``  when units are warned and overdue items escalate (optional: a folder
+                      without it gets the defaults of :class:`RemindersFile`).
 
 Every error names the file and the key and says what is wrong (:class:`ConfigError`).
 """
@@ -15,8 +17,10 @@ Every error names the file and the key and says what is wrong (:class:`ConfigErr
 from __future__ import annotations
 
 import datetime as dt
+import re
+import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +30,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -307,6 +312,119 @@ class ClassifierFile(_Strict):
         return self
 
 
+# --------------------------------------------------------------------------- reminders.yaml
+
+# YAML 1.1 reads an unquoted 17:30 as the base-60 integer 1050, and pydantic would take that
+# as 1050 seconds after midnight: a silent 00:17:30. Times must be quoted strings.
+_CLOCK_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def _clock_time(value: object) -> object:
+    """``"09:00"`` → ``time(9, 0)``; anything but an ``"HH:MM"`` string is refused."""
+    if isinstance(value, dt.time):
+        return value
+    if isinstance(value, str):
+        match = _CLOCK_TIME.match(value.strip())
+        if match:
+            return dt.time(int(match[1]), int(match[2]))
+    raise ValueError(f'expected a time of day in quotes, e.g. "09:00", got {value!r}')
+
+
+class WorkingHours(_Strict):
+    """Office hours (办公时间), local time: notifications go out only inside them."""
+
+    start: dt.time = dt.time(9, 0)
+    end: dt.time = Field(default=dt.time(17, 30), validate_default=True)
+
+    _times = field_validator("start", "end", mode="before")(_clock_time)
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, end: dt.time, info: ValidationInfo) -> dt.time:
+        start = info.data.get("start")
+        if start is not None and end <= start:
+            raise ValueError(f"end {end:%H:%M} must be after start {start:%H:%M}")
+        return end
+
+
+class OverdueLevels(_Strict):
+    """Escalation once the due day has passed: working days after the due day, per level.
+
+    0 and 1 both mean the first working day after the due day (nothing is overdue sooner).
+    """
+
+    unit: StrictInt = Field(default=0, ge=0, le=366)
+    # validate_default: ``{unit: 3}`` alone must still be checked against the default 2.
+    supervisors: StrictInt = Field(default=2, ge=0, le=366, validate_default=True)
+    head: StrictInt = Field(default=5, ge=0, le=366, validate_default=True)
+
+    @field_validator("supervisors", "head")
+    @classmethod
+    def _not_before_the_level_below(cls, days: int, info: ValidationInfo) -> int:
+        below = "unit" if info.field_name == "supervisors" else "supervisors"
+        earlier = info.data.get(below)
+        if earlier is not None and days < earlier:
+            raise ValueError(
+                f"{info.field_name} ({days}) must not come before {below} ({earlier}): "
+                "levels escalate unit ≤ supervisors ≤ head"
+            )
+        return days
+
+
+class RemindersFile(_Strict):
+    """When units are reminded of deadlines and overdue items escalate.
+
+    domain.md "Reminders and escalation": warn before the deadline and on the day, only in
+    working hours on working days; overdue, tell the unit, then supervisors, in levels; a
+    daily digest on working-day mornings. Every key has a default.
+    """
+
+    timezone: str = "Asia/Shanghai"
+    working_hours: WorkingHours = Field(default_factory=WorkingHours)
+    warn_before: tuple[StrictInt, ...] = Field(
+        default=(3, 1), description="working days before the due date (descending)"
+    )
+    on_the_day: bool = True
+    overdue: OverdueLevels = Field(default_factory=OverdueLevels)
+    digest_at: dt.time = Field(default=dt.time(9, 0), validate_default=True)
+    quiet_close_days: StrictInt = Field(default=15, ge=1, le=366)
+    scan_every_seconds: StrictInt = Field(default=60, ge=5, le=3600)
+
+    _digest_time = field_validator("digest_at", mode="before")(_clock_time)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"unknown time zone {name!r} (e.g. Asia/Shanghai)") from None
+        return name
+
+    @field_validator("warn_before")
+    @classmethod
+    def _distinct_positive(cls, days: tuple[int, ...]) -> tuple[int, ...]:
+        for index, value in enumerate(days):
+            if not 1 <= value <= 366:
+                raise ValueError(
+                    f"warn_before.{index}: {value} is not a number of working days from 1 "
+                    "to 366 (the due day itself is on_the_day)"
+                )
+        if len(set(days)) != len(days):
+            raise ValueError(f"{list(days)} lists a day twice")
+        return tuple(sorted(days, reverse=True))
+
+    @field_validator("digest_at")
+    @classmethod
+    def _inside_working_hours(cls, at: dt.time, info: ValidationInfo) -> dt.time:
+        hours = info.data.get("working_hours")
+        if hours is not None and not hours.start <= at < hours.end:
+            raise ValueError(
+                f"{at:%H:%M} is outside working_hours {hours.start:%H:%M}–{hours.end:%H:%M}"
+            )
+        return at
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -320,6 +438,7 @@ class Config:
     routing: RoutingFile
     holidays: HolidaysFile
     classifier: ClassifierFile
+    reminders: RemindersFile = field(default_factory=RemindersFile)
 
     def unit(self, unit_id: str) -> UnitSpec:
         for unit in self.units.units:
@@ -336,13 +455,21 @@ _FILES: Mapping[str, type[_Strict]] = {
     "classifier.yaml": ClassifierFile,
 }
 
+# Files a folder may leave out: every key has a default (config/examples/ folders lack them).
+_OPTIONAL_FILES: Mapping[str, type[_Strict]] = {
+    "reminders.yaml": RemindersFile,
+}
+
 
 def _key(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
-def load_file(path: Path, model: type[_Strict]) -> Any:
-    """Read one YAML file into its model; any problem becomes a :class:`ConfigError`."""
+def load_file(path: Path, model: type[_Strict], *, empty_ok: bool = False) -> Any:
+    """Read one YAML file into its model; any problem becomes a :class:`ConfigError`.
+
+    ``empty_ok``: a file with no keys (all commented out) means the model's defaults.
+    """
     name = path.name
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -352,6 +479,8 @@ def load_file(path: Path, model: type[_Strict]) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(file)"
         raise ConfigError(str(path), where, f"not valid YAML: {exc}") from None
+    if raw is None and empty_ok:
+        raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(str(path), "(top level)", "expected a mapping of keys to values")
     try:
@@ -367,6 +496,9 @@ def load_config(directory: Path | str | None = None) -> Config:
     if not base.is_dir():
         raise ConfigError(str(base), "(folder)", "not a folder")
     loaded = {name: load_file(base / name, model) for name, model in _FILES.items()}
+    for name, model in _OPTIONAL_FILES.items():
+        path = base / name
+        loaded[name] = load_file(path, model, empty_ok=True) if path.exists() else model()
     config = Config(
         directory=base,
         paths=loaded["paths.yaml"],
@@ -374,6 +506,7 @@ def load_config(directory: Path | str | None = None) -> Config:
         routing=loaded["routing.yaml"],
         holidays=loaded["holidays.yaml"],
         classifier=loaded["classifier.yaml"],
+        reminders=loaded["reminders.yaml"],
     )
     _cross_check(config)
     return config

@@ -566,3 +566,35 @@ def extend(
         skipped=_merge(deadline.skipped, counted.skipped),
         history=(*deadline.history, record),
     )
+
+
+# --------------------------------------------------------------------------- recomputing
+
+
+def recompute(deadline: Deadline, rules: DeadlineRules, calendar: WorkCalendar) -> Deadline:
+    """A stored deadline counted again with the current rules and calendar data.
+
+    domain.md "Counting time": deadlines are stored with how they were computed and recomputed
+    when the calendar data (or paths.yaml) changes. The base period runs again from the
+    original start (the day before the first 补正 restart, if any: 条例 第三十条), then every
+    restart, pause and extension of ``deadline.history`` is applied again in order, with its
+    own dates, reason and approver; only the counting can differ. With the same rules and
+    calendar the result equals ``deadline``.
+
+    Raises :class:`UnknownRule` when paths.yaml no longer has the deadline's rule or an
+    extension's rule, and ``ValueError`` when an adjustment no longer fits the new dates
+    (a pause now starting after the due date, extensions beyond a lowered cap).
+    """
+    first_restart = next((item for item in deadline.history if isinstance(item, Restart)), None)
+    start = first_restart.start_before if first_restart is not None else deadline.start
+    result = due_date(rules[deadline.rule], start, calendar)
+    for item in deadline.history:
+        if isinstance(item, Restart):
+            result = restart_after_supplement(result, item.received, calendar)
+        elif isinstance(item, Pause):
+            result = pause_for_third_party(result, item.paused_from, item.resumed_on, calendar)
+        else:
+            result = extend(
+                result, rules[item.rule], item.reason, item.approver, calendar, length=item.length
+            )
+    return result

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Imported lazily so that `huiyin deadline` does not pay for aiogram or SQLAlchemy.
-SUBCOMMANDS = ("run", "classify", "deadline", "check_config")
+SUBCOMMANDS = ("run", "classify", "deadline", "check_config", "recompute")
 
 
 def build_parser() -> argparse.ArgumentParser:

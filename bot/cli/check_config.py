@@ -8,7 +8,9 @@ them. On top of that this command checks what only the routing rules can show:
 - warnings, which do not fail the check: civil-affairs topics that reach the fallback only
   because no rule names them, districts that no subdivision unit serves, units that no
   rule ever reaches, short forms of town names (旧州 for 旧州镇) shared by two districts,
-  and units that have no Telegram group (``chat_id``) yet.
+  units that have no Telegram group (``chat_id``) yet, a folder without ``reminders.yaml``
+  (the default reminder policy applies) and a reminders time zone that differs from the
+  organisation's.
 
 Prints ``OK: …`` and exits 0, or prints each error as ``file: key: problem`` and exits 1.
 """
@@ -80,6 +82,7 @@ def check(directory: Path | str | None = None) -> Report:
     _check_places(config, report)
     combinations, by_fallback, reached = _check_routes(config, report)
     _check_units(config, report, reached)
+    _check_reminders(config, report)
     org = config.units.organisation
     report.summary = (
         f"{config.directory} — {org.name} ({org.id}): "
@@ -176,4 +179,19 @@ def _check_units(config: Config, report: Report, reached: set[str]) -> None:
         report.warnings.append(
             f"{len(no_chat)} of {len(config.units.units)} units have no chat_id yet "
             f"(no Telegram group to deliver to): {', '.join(no_chat)}"
+        )
+
+
+def _check_reminders(config: Config, report: Report) -> None:
+    # reminders.yaml is validated by load_config; here only what an admin may not have meant.
+    if not (config.directory / "reminders.yaml").exists():
+        report.warnings.append(
+            "no reminders.yaml: the default reminder policy applies "
+            "(see config/reminders.yaml for the settings)"
+        )
+    organisation = config.units.organisation.timezone
+    if config.reminders.timezone != organisation:
+        report.warnings.append(
+            f"reminders.yaml timezone {config.reminders.timezone} differs from units.yaml "
+            f"organisation.timezone {organisation}: office hours are counted in the former"
         )

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -138,6 +139,8 @@ class Case(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
+    # The quiet-period close looks for answered cases by when they were answered.
+    __table_args__ = (Index("ix_cases_state_answered", "state", "answered_at"),)
 
 
 class CaseEvent(Base):
@@ -164,10 +167,20 @@ class DeadlineRow(Base):
     __table_args__ = (
         UniqueConstraint("case_id", "rule", name="uq_deadline_case_rule"),
         Index("ix_deadlines_open_due", "status", "due"),
+        # The reminder scan reads only rows with a reminder to come (a partial index: cost
+        # grows with what is due, not with the table).
+        Index(
+            "ix_deadlines_next_reminder",
+            "next_reminder_at",
+            postgresql_where=text("next_reminder_at IS NOT NULL"),
+            sqlite_where=text("next_reminder_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    # Looked up by case through uq_deadline_case_rule (case_id first): no index of its own,
+    # one less to maintain on every reminder step.
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
     rule: Mapped[str] = mapped_column(String(64))
     start: Mapped[dt.date]
     due: Mapped[dt.date]
@@ -177,6 +190,43 @@ class DeadlineRow(Base):
     calendar_version: Mapped[str] = mapped_column(String(64), default="")
     computed_at: Mapped[dt.datetime] = mapped_column(default=_now)
     met_at: Mapped[dt.datetime | None]
+    # Reminders (bot/reminders.py): when the next one falls due, and which step of the
+    # plan (routing.reminders.schedule) comes next; step None = plan from computed_at.
+    # Cleared when the deadline is no longer open.
+    next_reminder_at: Mapped[dt.datetime | None]
+    reminder_step: Mapped[int | None] = mapped_column(Integer)
+
+
+class Notification(Base):
+    """A reminder, an escalation, a digest or a system notice: one row per ``key``, whatever
+    happens (two workers, a restart mid-scan). Its messages are outbox rows keyed
+    ``<key>:<chat id>``, written in the same transaction."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # e.g. "remind:<deadline>:<due>:overdue:2", "digest:<unit>:<date>", "quiet:<case>"
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    audience: Mapped[str] = mapped_column(String(16))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    deadline_id: Mapped[int | None] = mapped_column(ForeignKey("deadlines.id"))
+    unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"))
+    due: Mapped[dt.date | None]
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class Lease(Base):
+    """A named lease one process holds at a time (e.g. the outbox sender, the SQLite
+    reminder scan): taken when free or expired, renewed while held."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[dt.datetime]
 
 
 class Attachment(Base):

@@ -20,6 +20,7 @@ class Role(StrEnum):
     CITIZEN = "citizen"
     STAFF = "staff"  # answers the tickets of one unit
     SUPERVISOR = "supervisor"  # 法制/督查: sees and urges across all units
+    HEAD = "head"  # 局领导: told of level-3 escalations; sees what supervisors see
     ADMIN = "admin"
 
 

@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import case as sql_case
 from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -343,11 +344,20 @@ async def upsert_deadline(
         computation=deadline.to_dict(),
         calendar_version=calendar_version,
         computed_at=computed_at,
+        # A new or moved date gets a new reminder plan (bot/reminders.py), from now on.
+        next_reminder_at=computed_at,
+        reminder_step=None,
     )
-    recomputed = {
+    recomputed: dict[str, Any] = {
         name: statement.excluded[name]
         for name in ("start", "due", "provisional", "computation", "calendar_version")
     }
+    moved = DeadlineRow.due != statement.excluded.due
+    # The reminder plan stays as it is when the date did not move.
+    for name in ("next_reminder_at", "reminder_step"):
+        recomputed[name] = sql_case(
+            (moved, statement.excluded[name]), else_=getattr(DeadlineRow, name)
+        )
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["case_id", "rule"], set_={**recomputed, "computed_at": computed_at}
@@ -392,6 +402,8 @@ async def mark_deadline(
         raise NotFound("deadline", (case_id, rule))
     row.status = status
     row.met_at = to_utc(at) if status == DeadlineStatus.MET else None
+    if status != DeadlineStatus.OPEN:
+        row.next_reminder_at = None  # nothing more to remind of
     await session.flush()
     return to_record(DeadlineRecord, row)
 

@@ -274,6 +274,7 @@ async def stats(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     if request.method == "POST":
         runtime.stats.reset()
+        runtime.limiter.sends.clear()
     state = runtime.state
     return web.json_response(
         {
@@ -282,6 +283,12 @@ async def stats(request: web.Request) -> web.Response:
             "pending_updates": len(state.updates),
         }
     )
+
+
+async def sends(request: web.Request) -> web.Response:
+    """Sending calls in order, admitted or refused, timed on the sandbox's monotonic clock
+    (for flood-limit checks: Telegram counts a message when it arrives, not when sent)."""
+    return web.json_response([send.to_json() for send in _runtime(request).limiter.sends])
 
 
 def add_routes(app: web.Application) -> None:
@@ -305,3 +312,4 @@ def add_routes(app: web.Application) -> None:
         router.add_route(method, f"{PREFIX}/faults", faults)
     router.add_route("GET", f"{PREFIX}/stats", stats)
     router.add_route("POST", f"{PREFIX}/stats/reset", stats)
+    router.add_get(f"{PREFIX}/stats/sends", sends)

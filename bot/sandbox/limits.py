@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
@@ -13,6 +13,8 @@ from typing import Any, Literal
 SENDING_METHODS = frozenset(
     {"sendmessage", "sendphoto", "senddocument", "copymessage", "forwardmessage"}
 )
+# Sends remembered for /stats/sends; the oldest are dropped first.
+SENDS_KEPT = 100_000
 
 
 @dataclass
@@ -58,19 +60,41 @@ class _Bucket:
         return math.inf if self.rate <= 0 else (1 - self.tokens) / self.rate
 
 
+@dataclass(frozen=True)
+class Send:
+    """A sending call as the limits judged it, when Telegram would count it."""
+
+    at: float  # seconds on the limiter's clock (time.monotonic by default)
+    chat_id: int
+    retry_after: int | None  # None: admitted; else refused with this 429
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "chat_id": self.chat_id, "retry_after": self.retry_after}
+
+
 class RateLimiter:
-    """Token buckets per chat and overall; a refused call takes no token."""
+    """Token buckets per chat and overall; a refused call takes no token.
+
+    ``sends`` records every call judged (limits on or off), so a test can hold a sender to
+    the limits in every window, not only to what the buckets happen to tolerate.
+    """
 
     def __init__(self, config: LimitsConfig, clock: Callable[[], float] = time.monotonic):
         self.config = config
         self._clock = clock
         self._buckets: dict[int | str, _Bucket] = {}
+        self.sends: deque[Send] = deque(maxlen=SENDS_KEPT)
 
     def admit(self, chat_id: int, is_group: bool) -> int | None:
         """None if the message may go now, else Telegram's retry_after in whole seconds."""
+        now = self._clock()
+        retry_after = self._judge(chat_id, is_group, now)
+        self.sends.append(Send(now, chat_id, retry_after))
+        return retry_after
+
+    def _judge(self, chat_id: int, is_group: bool, now: float) -> int | None:
         if not self.config.enabled:
             return None
-        now = self._clock()
         cfg = self.config
         chat_rate, chat_burst = (
             (cfg.group_per_minute / 60, cfg.group_burst)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -318,23 +318,15 @@ class ServiceBase:
         if unit is None or unit.chat_id is None:
             log.warning("case %s: unit %s has no group bound; not posted", case.id, case.unit_id)
             return False
-        payload: dict[str, Any] = {"parse_mode": "HTML", **(extra or {})}
-        thread_id: int | None = None
-        if unit.forum and pinned:
-            thread_id = case.thread_id
-        elif unit.forum:
-            payload[CASE_TOPIC] = True
-            payload[TOPIC_NAME] = self.topic_name(case)
-            thread_id = case.thread_id
-        elif case.card_message_id is not None and not card:
-            payload["reply_parameters"] = {
-                "message_id": case.card_message_id,
-                "allow_sending_without_reply": True,
-            }
-        if card:
-            payload[CARD] = True
-        if keyboard:
-            payload["reply_markup"] = keyboard
+        thread_id, payload = topic_message(
+            case,
+            unit,
+            self.topic_name(case),
+            card=card,
+            keyboard=keyboard,
+            extra=extra,
+            pinned=pinned,
+        )
         limit = 1024 if method != "sendMessage" else 4096  # captions are shorter (Bot API)
         await enqueue(
             session,
@@ -348,7 +340,7 @@ class ServiceBase:
         )
         return True
 
-    def topic_name(self, case: CaseRecord) -> str:
+    def topic_name(self, case: TopicCase) -> str:
         """Forum topic names are at most 128 characters (Bot API createForumTopic)."""
         path = self.texts.label("path", case.path, UNIT_LANGUAGE)
         return clip(f"{case.number} {path} {case.summary}", 128)
@@ -436,3 +428,52 @@ class ServiceBase:
                 method=method,
                 extra={field: item.file_id},
             )
+
+
+class TopicCase(Protocol):
+    """What placing a message about a case in its unit's group needs to know of it."""
+
+    @property
+    def number(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def thread_id(self) -> int | None: ...
+    @property
+    def card_message_id(self) -> int | None: ...
+
+
+def topic_message(
+    case: TopicCase,
+    unit: UnitRecord,
+    topic_name: str,
+    *,
+    card: bool = False,
+    keyboard: b.Keyboard | None = None,
+    extra: Mapping[str, Any] | None = None,
+    pinned: bool = False,
+) -> tuple[int | None, dict[str, Any]]:
+    """The thread id and payload of a message about ``case`` in ``unit``'s group: in the
+    case's topic (created by the sender when needed, see bot/topics.py), or in a group
+    without topics as a reply to the card. ``pinned``: the topic as it stands, without the
+    sender's topic keeping (for a unit the case has just left)."""
+    payload: dict[str, Any] = {"parse_mode": "HTML", **(extra or {})}
+    thread_id: int | None = None
+    if unit.forum and pinned:
+        thread_id = case.thread_id
+    elif unit.forum:
+        payload[CASE_TOPIC] = True
+        payload[TOPIC_NAME] = topic_name
+        thread_id = case.thread_id
+    elif case.card_message_id is not None and not card:
+        payload["reply_parameters"] = {
+            "message_id": case.card_message_id,
+            "allow_sending_without_reply": True,
+        }
+    if card:
+        payload[CARD] = True
+    if keyboard:
+        payload["reply_markup"] = keyboard
+    return thread_id, payload

@@ -422,6 +422,51 @@ class CitizenOps(ServiceBase):
         await self._to_citizen(session, case, f"{key}:citizen", "citizen.rated", stars="★" * score)
         return case
 
+    async def close_quietly(
+        self, session: AsyncSession, case_id: int, now: dt.datetime, *, days: int = 15
+    ) -> CaseRecord | None:
+        """An answered item nobody reacted to for ``days`` closes by itself (domain.md
+        "Lifecycle": closed, rated or after a quiet period; the scan in bot/reminders.py
+        decides when). The citizen is told, with how long a 复查 can still be asked for;
+        the unit sees it in the topic. None when the item is no longer answered."""
+        case = await repo.get_case(session, case_id)
+        if case is None or case.state != State.ANSWERED or case.answered_at is None:
+            return None
+        answered = self.today(case.answered_at)
+        case, event = await self._transition(
+            session,
+            None,
+            case,
+            Action.QUIET_PERIOD_ENDED,
+            now,
+            reason=f"{days} quiet days after the answer",
+            closed_at=now,
+        )
+        key = f"case:{case.id}:quiet-closed"
+        await self._to_unit(
+            session, case, self.texts.get("post.quiet_closed", "zh", days=days), key
+        )
+        await self._refresh_card(session, case, event)
+        citizen = await repo.get_person(session, case.citizen_id)
+        assert citizen is not None  # a foreign key
+        if case.path == PathCode.PETITION:
+            window = self.rules.due_date("petition.review_request", answered, self.calendar)
+            remedy = self.texts.get(
+                "citizen.quiet_closed_review", citizen.language, until=window.due.isoformat()
+            )
+        else:
+            remedy = self.texts.get(f"remedy.{case.path}", citizen.language)
+        await self._to_citizen(
+            session,
+            case,
+            f"{key}:citizen",
+            "citizen.quiet_closed",
+            answered=answered.isoformat(),
+            days=days,
+            remedy=remedy,
+        )
+        return case
+
     async def comment_on_rating(
         self,
         session: AsyncSession,

@@ -32,7 +32,7 @@ from routing.lifecycle import Action, State
 
 log = logging.getLogger("huiyin.services")
 
-OVERSIGHT_ROLES = frozenset({Role.SUPERVISOR.value, Role.ADMIN.value})
+OVERSIGHT_ROLES = frozenset({Role.SUPERVISOR.value, Role.HEAD.value, Role.ADMIN.value})
 
 
 @dataclass(frozen=True)
@@ -213,7 +213,7 @@ class OversightOps(ServiceBase):
     ) -> str:
         """A one-time code (valid ``invite_ttl``) giving its redeemer ``role`` in ``unit_id``."""
         self._require(actor, frozenset({Role.ADMIN.value}), "invite")
-        if role not in (Role.STAFF, Role.SUPERVISOR, Role.ADMIN):
+        if role not in (Role.STAFF, Role.SUPERVISOR, Role.HEAD, Role.ADMIN):
             raise ServiceError("admin.bad_role")
         if role == Role.STAFF:
             if unit_id is None or await repo.get_unit(session, unit_id) is None:

@@ -8,6 +8,7 @@ and hands the tests a :class:`World` that acts as people through the control API
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -149,11 +150,21 @@ def buttons(message: dict[str, Any]) -> dict[str, str]:
 
 @pytest.fixture
 async def world(db_url: str) -> AsyncIterator[World]:
+    async with make_world(db_url) as world:
+        yield world
+
+
+@contextlib.asynccontextmanager
+async def make_world(db_url: str, *, redis_url: str | None = None) -> AsyncIterator[World]:
+    """The sandbox with the demo organisation and the bot on ``db_url`` (and Redis for FSM
+    state and event isolation, when given)."""
     state = SandboxState(DEFAULT_TOKEN)
     server = SandboxServer(state, limits=LimitsConfig(enabled=False))
     url = await server.start()
     clock = Clock(dt.datetime(2026, 3, 2, 2, 0, tzinfo=dt.UTC))  # a Monday, 10:00 in Shanghai
-    settings = Settings(_env_file=None, database_url=db_url, config_dir=DEFAULT_CONFIG_DIR)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=db_url, config_dir=DEFAULT_CONFIG_DIR, redis_url=redis_url
+    )
     huiyin = await Huiyin.create(
         settings, token=state.token, api_url=url, clock=clock, limits=FAST
     )

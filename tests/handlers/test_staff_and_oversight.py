@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiogram import Router
 from aiogram.types import Message
-
 from sqlalchemy import select
 
 from bot.db import repo

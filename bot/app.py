@@ -209,8 +209,12 @@ class Huiyin:
         )
 
     def add_routes(self, web_app: web.Application) -> None:
-        """Webhook mode (``settings.webhook_url``): the route Telegram posts updates to.
-        Call before the web app starts; :meth:`start` then registers the webhook."""
+        """``/healthz`` and ``/metrics`` (bot/ops.py); in webhook mode
+        (``settings.webhook_url``) the route Telegram posts updates to. Call before the web
+        app starts; :meth:`start` then registers the webhook."""
+        from bot.ops import add_ops_routes
+
+        add_ops_routes(web_app, self)
         if not self.settings.webhook_url:
             return
         self._secret = (

@@ -114,21 +114,15 @@ async def serve(
         token = settings.bot_token.get_secret_value()
         huiyin = await Huiyin.create(settings, token=token, api_url=settings.telegram_api_url)
         url = f"http://{settings.host}:{settings.port}/"
+    # The webhook (when set), /healthz (503 "starting" until start() has returned: the
+    # webhook registered and the loops running) and /metrics.
     huiyin.add_routes(web_app)
-    started = False
-
-    async def healthz(_request: web.Request) -> web.Response:
-        # Ready once start() returned: the webhook is registered and the loops run.
-        return web.Response(text="ok") if started else web.Response(status=503, text="starting")
-
-    web_app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(web_app)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     # The sandbox (when used) answers on this very server: start talking only now.
     await huiyin.start()
-    started = True
     watchdog = asyncio.create_task(_stop_when_orphaned(parent_pid, stop)) if parent_pid else None
     if settings.sandbox:
         print(f"Huiyin is running on the sandbox. Open {url} in a browser.", flush=True)

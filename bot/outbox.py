@@ -314,6 +314,19 @@ class OutboxItem:
     dedupe_key: str | None
     attempts: int
 
+    @classmethod
+    def of(cls, row: OutboxMessage) -> OutboxItem:
+        return cls(
+            id=row.id,
+            chat_id=row.chat_id,
+            thread_id=row.thread_id,
+            method=row.method,
+            payload=dict(row.payload),
+            case_id=row.case_id,
+            dedupe_key=row.dedupe_key,
+            attempts=row.attempts,
+        )
+
     def build(self) -> TelegramMethod[Any]:
         return build_method(self.method, self.chat_id, self.thread_id, self.payload)
 
@@ -460,19 +473,7 @@ class OutboxSender:
                 .where(OutboxMessage.id.in_([row.id for row in rows]))
                 .values(lease_until=now + dt.timedelta(seconds=self.lease))
             )
-            return [
-                OutboxItem(
-                    id=row.id,
-                    chat_id=row.chat_id,
-                    thread_id=row.thread_id,
-                    method=row.method,
-                    payload=dict(row.payload),
-                    case_id=row.case_id,
-                    dedupe_key=row.dedupe_key,
-                    attempts=row.attempts,
-                )
-                for row in rows
-            ]
+            return [OutboxItem.of(row) for row in rows]
 
     def _start(self, item: OutboxItem) -> None:
         self._leased.add(item.id)

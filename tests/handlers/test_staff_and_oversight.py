@@ -85,16 +85,7 @@ async def test_a_press_before_the_card_id_is_recorded_still_edits_the_card(
     async with harness.sessionmaker() as session:
         rows = (await session.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars()
         edit = next(r for r in rows if r.method == "editMessageText" and r.chat_id == OFFICE)
-        item = OutboxItem(
-            id=edit.id,
-            chat_id=edit.chat_id,
-            thread_id=edit.thread_id,
-            method=edit.method,
-            payload=dict(edit.payload),
-            case_id=edit.case_id,
-            dedupe_key=edit.dedupe_key,
-            attempts=0,
-        )
+        item = OutboxItem.of(edit)
     assert "message_id" not in item.payload
     keeper = TopicKeeper(harness.sessionmaker, harness.bot)
     assert await keeper.prepare(item) is None  # no card out yet: nothing to edit

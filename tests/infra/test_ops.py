@@ -28,27 +28,7 @@ from bot.settings import Settings
 from routing.config import DEFAULT_CONFIG_DIR
 from tests.e2e.conftest import World, make_world
 from tests.infra.conftest import eventually
-
-PETITION = Intake(
-    path="petition",
-    topic="social_assistance",
-    district="西秀区",
-    text="我家低保申请交上去三个月了一直没人处理，旧州镇",
-    answers={"name": "张三", "contact": "13800138000", "request": "请尽快审核我的低保申请"},
-)
-RECONSIDERATION = Intake(
-    path="reconsideration",
-    topic="social_assistance",
-    district=None,
-    text="我家低保被取消了，要求恢复",
-    answers={
-        "name": "张三",
-        "contact": "13800138000",
-        "act": "取消最低生活保障的通知",
-        "body": "西秀区民政局",
-        "date_learned": "2026-02-20",
-    },
-)
+from tests.services.conftest import PETITION, RECONSIDERATION
 
 
 @pytest.fixture

@@ -451,6 +451,8 @@ async def reset(url: str, *, undo: bool = True) -> None:
                 await autocommit.exec_driver_sql(
                     "VACUUM (ANALYZE) deadlines, notifications, outbox"
                 )
+                # Write the dirty pages out now, not in a checkpoint during the timed scan.
+                await autocommit.exec_driver_sql("CHECKPOINT")
     finally:
         await engine.dispose()
 

@@ -81,7 +81,7 @@ def build_dispatcher(
     """The dispatcher with every router, the per-update middleware and the services."""
     from bot.services import CaseService
     from bot.texts import Texts
-    from handlers import admin, citizen, errors, staff, supervisor
+    from handlers import admin, citizen, dashboard, errors, staff, supervisor
 
     texts = Texts.load(settings.config_dir)
     services = CaseService(
@@ -100,8 +100,14 @@ def build_dispatcher(
             clock=clock,
         )
     )
+    # The dashboard before the citizen's router, which answers any other /command.
     dispatcher.include_routers(
-        admin.router, supervisor.router, staff.router, citizen.router, errors.router
+        admin.router,
+        supervisor.router,
+        dashboard.router,
+        staff.router,
+        citizen.router,
+        errors.router,
     )
     dispatcher["services"] = services
     dispatcher["texts"] = texts
@@ -209,12 +215,14 @@ class Huiyin:
         )
 
     def add_routes(self, web_app: web.Application) -> None:
-        """``/healthz`` and ``/metrics`` (bot/ops.py); in webhook mode
+        """``/healthz`` and ``/metrics`` (bot/ops.py), the dashboard (bot/web/); in webhook mode
         (``settings.webhook_url``) the route Telegram posts updates to. Call before the web
         app starts; :meth:`start` then registers the webhook."""
         from bot.ops import add_ops_routes
+        from bot.web import add_dashboard_routes
 
         add_ops_routes(web_app, self)
+        add_dashboard_routes(web_app, self)
         if not self.settings.webhook_url:
             return
         self._secret = (

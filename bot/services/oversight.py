@@ -74,7 +74,9 @@ class OversightOps(ServiceBase):
 
     # ------------------------------------------------------------------ supervisors
 
-    async def _due_by(self, session: AsyncSession, day: dt.date) -> list[DueItem]:
+    async def duties_due_by(self, session: AsyncSession, day: dt.date) -> list[DueItem]:
+        """Open duties (not the citizen's own time limits) of open items whose last day is
+        ``day`` or earlier. No role check: callers scope it (the dashboard by unit)."""
         items = []
         cases: dict[int, CaseRecord | None] = {}
         for deadline in await repo.open_deadlines_due_by(session, day):
@@ -93,7 +95,7 @@ class OversightOps(ServiceBase):
         """Open duties whose last day has passed (the last day itself is still in time)."""
         self._require(actor, OVERSIGHT_ROLES, "overdue")
         today = self.today(now)
-        return [i for i in await self._due_by(session, today) if i.deadline.due < today]
+        return [i for i in await self.duties_due_by(session, today) if i.deadline.due < today]
 
     async def due_soon(
         self, session: AsyncSession, actor: PersonRecord, days: int, now: dt.datetime
@@ -104,7 +106,7 @@ class OversightOps(ServiceBase):
             raise ServiceError("supervisor.days_range")
         today = self.today(now)
         until = today + dt.timedelta(days=days)
-        return [i for i in await self._due_by(session, until) if i.deadline.due >= today]
+        return [i for i in await self.duties_due_by(session, until) if i.deadline.due >= today]
 
     async def stats(
         self, session: AsyncSession, actor: PersonRecord, now: dt.datetime
@@ -114,7 +116,7 @@ class OversightOps(ServiceBase):
         self._require(actor, OVERSIGHT_ROLES, "stats")
         today = self.today(now)
         overdue_ids = {
-            i.case.id for i in await self._due_by(session, today) if i.deadline.due < today
+            i.case.id for i in await self.duties_due_by(session, today) if i.deadline.due < today
         }
         by_unit: dict[str, list[CaseRecord]] = defaultdict(list)
         for case in await repo.list_cases(session, limit=None):

@@ -28,10 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.db import repo
 from bot.db.models import DeadlineRow
 from bot.db.records import CaseRecord, DeadlineStatus, PersonRecord
-from bot.reports.annual import annual_report
+from bot.reports.annual import AnnualReport, annual_report
 from bot.reports.xlsx import annual_report_xlsx, rows_xlsx
 from bot.services import CaseService, ServiceError
-from bot.services.common import ANSWER_RULE, NOT_DUTIES, OPEN_STATES
+from bot.services.common import ANSWER_RULE, OPEN_STATES
 from bot.texts import Texts
 from bot.web import auth
 from routing.lifecycle import State
@@ -263,7 +263,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
     scope = viewer.unit_scope
     async with dashboard.sessionmaker() as session:
         cases = await repo.list_cases(session, unit_id=scope, limit=None)
-        overdue_ids, due_soon_ids = await _due_case_ids(session, today, scope)
+        overdue_ids, due_soon_ids = await _due_case_ids(services, session, today, scope)
         met = await _answered_on_time(session)
     by_unit: dict[str, Counts] = defaultdict(Counts)
     by_path: dict[str, Counts] = defaultdict(Counts)
@@ -290,25 +290,16 @@ async def overview(request: web.Request) -> web.StreamResponse:
 
 
 async def _due_case_ids(
-    session: AsyncSession, today: dt.date, scope: str | None
+    services: CaseService, session: AsyncSession, today: dt.date, scope: str | None
 ) -> tuple[set[int], set[int]]:
     """Cases with an open duty past its last day, and with one due within DUE_SOON_DAYS
     (the same reading as /overdue and /duesoon: time limits for the citizen are no duty)."""
     overdue: set[int] = set()
     due_soon: set[int] = set()
-    cases: dict[int, CaseRecord | None] = {}
     until = today + dt.timedelta(days=DUE_SOON_DAYS)
-    for deadline in await repo.open_deadlines_due_by(session, until):
-        if deadline.rule in NOT_DUTIES:
-            continue
-        if deadline.case_id not in cases:
-            cases[deadline.case_id] = await repo.get_case(session, deadline.case_id)
-        case = cases[deadline.case_id]
-        if case is None or State(case.state) not in OPEN_STATES:
-            continue
-        if scope is not None and case.unit_id != scope:
-            continue
-        (overdue if deadline.due < today else due_soon).add(case.id)
+    for item in await services.duties_due_by(session, until):
+        if scope is None or item.case.unit_id == scope:
+            (overdue if item.deadline.due < today else due_soon).add(item.case.id)
     return overdue, due_soon
 
 
@@ -663,20 +654,9 @@ def _year(request: web.Request) -> int | None:
     return year if 2000 <= year <= 2100 else None
 
 
-async def report_page(request: web.Request) -> web.StreamResponse:
-    dashboard, viewer = request.app[CONTEXT_KEY], _viewer(request)
-    if not viewer.oversight:  # the bureau's report, not a unit's
-        return _forbidden(request)
-    year = _year(request)
-    if year is None:
-        return _not_found(request)
-    async with dashboard.sessionmaker() as session:
-        report = await annual_report(session, year, tz=dashboard.services.tz)
-    context = {"title": f"{year}年度政府信息公开申请情况", "report": report}
-    return _page(request, "report.html", context)
-
-
-async def report_xlsx(request: web.Request) -> web.StreamResponse:
+async def _annual(request: web.Request) -> AnnualReport | web.StreamResponse:
+    """The year's report for an oversight viewer (the bureau's, not a unit's); else the
+    refusal to answer with."""
     dashboard, viewer = request.app[CONTEXT_KEY], _viewer(request)
     if not viewer.oversight:
         return _forbidden(request)
@@ -684,9 +664,23 @@ async def report_xlsx(request: web.Request) -> web.StreamResponse:
     if year is None:
         return _not_found(request)
     async with dashboard.sessionmaker() as session:
-        report = await annual_report(session, year, tz=dashboard.services.tz)
+        return await annual_report(session, year, tz=dashboard.services.tz)
+
+
+async def report_page(request: web.Request) -> web.StreamResponse:
+    report = await _annual(request)
+    if not isinstance(report, AnnualReport):
+        return report
+    context = {"title": f"{report.year}年度政府信息公开申请情况", "report": report}
+    return _page(request, "report.html", context)
+
+
+async def report_xlsx(request: web.Request) -> web.StreamResponse:
+    report = await _annual(request)
+    if not isinstance(report, AnnualReport):
+        return report
     return web.Response(
         body=annual_report_xlsx(report),
         content_type=XLSX_TYPE,
-        headers={"Content-Disposition": f'attachment; filename="report-{year}.xlsx"'},
+        headers={"Content-Disposition": f'attachment; filename="report-{report.year}.xlsx"'},
     )

@@ -261,14 +261,9 @@ class ReminderScanner:
     ) -> None:
         key = f"remind:{row.id}:{row.due.isoformat()}:{step.kind}:{step.level}"
         unit = people.units.get(case.unit_id)
-        fmt = {
-            "rule": self.texts.label("rule", row.rule, UNIT_LANGUAGE),
-            "due": row.due.isoformat(),
-            "number": case.number,
-        }
         messages: list[Outgoing] = []
         if step.audience is Audience.UNIT and unit is not None and unit.chat_id is not None:
-            text = self._unit_text(step, fmt, row.due, now)
+            text = self._unit_text(step, case, row, now, UNIT_LANGUAGE)
             thread_id, payload = topic_message(case, unit, self.services.topic_name(case))
             messages.append(
                 Outgoing(
@@ -283,7 +278,7 @@ class ReminderScanner:
             )
         else:
             for chat_id, language in self._private_recipients(step.audience, case, people):
-                text = self._private_text(step, case, unit, row, now, language)
+                text = self._private_text(step, case, row, now, language)
                 payload = {"parse_mode": "HTML"}
                 link = topic_link(unit, case)
                 if link:
@@ -316,38 +311,27 @@ class ReminderScanner:
         )
         batch.messages[key] = messages
 
-    def _unit_text(self, step: Step, fmt: dict[str, str], due: dt.date, now: dt.datetime) -> str:
-        if step.kind == "warn":
-            return self.texts.get("remind.warn", UNIT_LANGUAGE, days=step.level, **fmt)
-        if step.kind == "due_today":
-            return self.texts.get("remind.due_today", UNIT_LANGUAGE, **fmt)
-        days = self._days_overdue(due, now)
-        return self.texts.get("remind.overdue", UNIT_LANGUAGE, days=days, **fmt)
+    def _unit_text(
+        self, step: Step, case: CaseLine, row: Any, now: dt.datetime, language: str
+    ) -> str:
+        """What the handling unit is told: a warning, due today, or overdue."""
+        days = step.level if step.kind == "warn" else self._days_overdue(row.due, now)
+        return self.texts.get(
+            f"remind.{step.kind}",
+            language,
+            rule=self.texts.label("rule", row.rule, language),
+            due=row.due.isoformat(),
+            number=case.number,
+            days=days,
+        )
 
     def _private_text(
-        self,
-        step: Step,
-        case: CaseLine,
-        unit: UnitRecord | None,
-        row: Any,
-        now: dt.datetime,
-        language: str,
+        self, step: Step, case: CaseLine, row: Any, now: dt.datetime, language: str
     ) -> str:
         unit_name = self.services.unit_name(case.unit_id, language)
         if step.audience is Audience.UNIT:  # the unit has no group: its staff directly
-            key = {"warn": "remind.warn", "due_today": "remind.due_today"}.get(
-                step.kind, "remind.overdue"
-            )
             head = self.texts.get("remind.private_head", language, unit=esc(unit_name))
-            body = self.texts.get(
-                key,
-                language,
-                rule=self.texts.label("rule", row.rule, language),
-                due=row.due.isoformat(),
-                number=case.number,
-                days=step.level if step.kind == "warn" else self._days_overdue(row.due, now),
-            )
-            return f"{head}\n{body}"
+            return f"{head}\n{self._unit_text(step, case, row, now, language)}"
         return self.texts.get(
             f"remind.escalate_{step.audience.value}",
             language,

@@ -367,3 +367,19 @@ async def test_a_disclosure_waiting_for_its_correction_is_not_reminded(
     assert sent == []
     _, sent = await walk(scan, session, at(4, 29, 9))  # the petition's 办结答复 on 6 May
     assert len(sent) == 1 and petition.number in sent[0][1]
+
+
+async def test_a_unit_without_a_group_is_reminded_through_its_staff(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    service: CaseService,
+    session: AsyncSession,
+    people: People,
+) -> None:
+    case = await service.file_case(session, people.citizen, PETITION, NOW)
+    await repo.set_unit_chat(session, "xixiu", None, forum=False)
+    await session.commit()
+    scan = scanner(sessionmaker, service)
+    await walk(scan, session, at(3, 2, 10))
+    _, sent = await walk(scan, session, at(3, 12, 9))
+    assert [chat for chat, _ in sent] == [people.xixiu_staff.telegram_id]
+    assert "尚未绑定" in sent[0][1] and "3 个工作日" in sent[0][1] and case.number in sent[0][1]

@@ -89,6 +89,12 @@ async def test_supervisor_dashboard(world: World, web_client: Client) -> None:
     assert count(overview, "open-count") == 2
     assert count(overview, "overdue-count") == 1
     assert "<svg" in overview and "polyline" in overview
+    # Nothing answered yet, nothing transferred; both received in the week of Mon 03-02,
+    # the one before this week (Mon 03-09).
+    assert 'id="on-time">—<' in overview and 'id="hops">0.00<' in overview
+    received = re.search(r"<tr><th>收到</th>((?:<td>\d+</td>)+)</tr>", overview)
+    assert received and received.group(1).endswith("<td>2</td><td>0</td>")
+    assert sum(map(int, re.findall(r"\d+", received.group(1)))) == 2
     mediation_unit = (await case_of(world, mediation)).unit_id
     petition_unit = (await case_of(world, petition)).unit_id
 

@@ -279,15 +279,17 @@ class Huiyin:
             self.scan,
             "interval",
             seconds=self.scan_interval,
+            kwargs={"skip_if_busy": True},
             id="reminder-scan",
             next_run_time=dt.datetime.now(dt.UTC),
         )
         self.scheduler.start()
 
-    async def scan(self) -> None:
-        """One reminder scan (never two at once); a failure is logged and the next run
-        tries again."""
-        if self._scanning.locked():
+    async def scan(self, *, skip_if_busy: bool = False) -> None:
+        """One reminder scan, never two at once: a call while one runs waits for it, then
+        scans (the scheduler's own trigger skips instead). A failure is logged and the next
+        run tries again."""
+        if skip_if_busy and self._scanning.locked():
             return
         async with self._scanning:
             try:

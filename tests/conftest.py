@@ -4,6 +4,10 @@
 database per test, dropped afterwards, so tests and parallel runs never collide). When
 PostgreSQL is unreachable a normal run skips its half with the reason; a CI run
 (``CI=true``) fails instead, because there it must be up.
+
+``--long`` (or ``HUIYIN_LONG=1``) selects the long form of the reliability suite
+(``tests/reliability/``): more kills, more faults, more examples. Without it the short form
+runs, the one ``.ci/run`` runs.
 """
 
 from __future__ import annotations
@@ -15,6 +19,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="run the long form of the reliability suite (tests/reliability/)",
+    )
+
+
+@pytest.fixture(scope="session")
+def long_form(pytestconfig: pytest.Config) -> bool:
+    """True for the long form of the reliability suite: ``--long`` or ``HUIYIN_LONG=1``."""
+    return bool(pytestconfig.getoption("--long")) or os.environ.get("HUIYIN_LONG") == "1"
+
 
 PG_ADMIN_DSN = os.environ.get("HUIYIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

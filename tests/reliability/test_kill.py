@@ -1,5 +1,6 @@
-"""Two worker processes on PostgreSQL, 10,000 reminders due, one worker killed with SIGKILL
-midway: every reminder is a notification row exactly once, and every one reaches its chat.
+"""Two worker processes on PostgreSQL, 10,000 reminders due (3,000 in the short form), one
+worker killed with SIGKILL midway: every reminder is a notification row exactly once, and
+every one reaches its chat.
 
 What can repeat, and only there: a message the killed sender had handed to Telegram whose
 "sent" it had not yet committed (sendMessage has no idempotency key; bot/outbox.py). The
@@ -36,8 +37,8 @@ from routing.config import load_config
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DUE = dt.date(2026, 3, 17)  # a Tuesday, a working day
 NOW = dt.datetime(2026, 3, 17, 10, 0, tzinfo=SHANGHAI)
-CASES = 10_000
-KILL_AFTER = 2_500  # notification rows written when one worker is killed
+# Reminders due: the long form (``--long``) has 10,000, the short form (CI) 3,000.
+CASES, SHORT_CASES = 10_000, 3_000
 # The survivor sends about 100 messages a second here (two cores for the sandbox, two
 # workers and PostgreSQL): 10,000 take under two minutes.
 DRAIN_SECONDS = 300
@@ -56,9 +57,9 @@ async def sandbox() -> AsyncIterator[tuple[SandboxServer, SandboxState]]:
 
 
 async def seed(
-    sessionmaker: async_sessionmaker[AsyncSession], state: SandboxState
+    sessionmaker: async_sessionmaker[AsyncSession], state: SandboxState, cases_due: int
 ) -> dict[str, int]:
-    """The demo units as plain groups, and 10,000 cases whose 告知 deadline is due today,
+    """The demo units as plain groups, and ``cases_due`` cases whose 告知 deadline is due today,
     planned so that exactly one reminder ("due today") is due for each. Case number → chat."""
     await seed_organisation(state, load_config(), sessionmaker)
     async with sessionmaker() as session, session.begin():
@@ -68,7 +69,7 @@ async def seed(
         now = dt.datetime.now(dt.UTC)
         numbers: dict[str, int] = {}
         cases = []
-        for index in range(CASES):
+        for index in range(cases_due):
             unit_id, chat_id = units[index % len(units)]
             number = f"HY-2026-{index:04d}-{secrets.token_hex(2).upper()}"
             numbers[number] = chat_id
@@ -166,15 +167,17 @@ def reminders_in(state: SandboxState, numbers: dict[str, int]) -> Counter[str]:
 
 @pytest.mark.postgres
 async def test_killing_a_worker_loses_and_doubles_no_reminder(
-    pg_database: str, sandbox: tuple[SandboxServer, SandboxState]
+    pg_database: str, sandbox: tuple[SandboxServer, SandboxState], long_form: bool
 ) -> None:
     server, state = sandbox
+    cases = CASES if long_form else SHORT_CASES
+    kill_after = cases // 4  # notification rows written when one worker is killed
     await upgrade_database(pg_database)
     engine = make_engine(pg_database)
     sessionmaker = make_sessionmaker(engine)
     workers: list[asyncio.subprocess.Process] = []
     try:
-        numbers = await seed(sessionmaker, state)
+        numbers = await seed(sessionmaker, state, cases)
         workers = list(
             await asyncio.gather(*(start_worker(pg_database, server.url) for _ in "ab"))
         )
@@ -182,7 +185,7 @@ async def test_killing_a_worker_loses_and_doubles_no_reminder(
             select(func.count()).select_from(Notification).where(Notification.kind == "due_today")
         )
         for _ in range(1200):
-            if await count(sessionmaker, due_today) >= KILL_AFTER:
+            if await count(sessionmaker, due_today) >= kill_after:
                 break
             await asyncio.sleep(0.05)
         # Kill the one that sends (holds the outbox lease): the harder case.
@@ -218,7 +221,7 @@ async def test_killing_a_worker_loses_and_doubles_no_reminder(
         )
         give_up = asyncio.get_running_loop().time() + DRAIN_SECONDS
         while asyncio.get_running_loop().time() < give_up:
-            if await count(sessionmaker, due_today) == CASES and not await count(
+            if await count(sessionmaker, due_today) == cases and not await count(
                 sessionmaker, pending
             ):
                 break
@@ -227,16 +230,16 @@ async def test_killing_a_worker_loses_and_doubles_no_reminder(
 
         # The kill fell while reminders were being written (usually) and, always, while
         # most were still to be sent: both halves are tested, not an idle worker.
-        assert killed_at >= KILL_AFTER
-        assert left_to_send + (CASES - killed_at) >= CASES // 2, "the kill came too late"
+        assert killed_at >= kill_after
+        assert left_to_send + (cases - killed_at) >= cases // 2, "the kill came too late"
         # Zero duplicate notification rows (the unique key), zero lost.
-        assert await count(sessionmaker, due_today) == CASES
+        assert await count(sessionmaker, due_today) == cases
         reminder_rows = (
             select(func.count())
             .select_from(OutboxMessage)
             .where(OutboxMessage.dedupe_key.like("remind:%"))
         )
-        assert await count(sessionmaker, reminder_rows) == CASES
+        assert await count(sessionmaker, reminder_rows) == cases
         failed = (
             select(func.count())
             .select_from(OutboxMessage)

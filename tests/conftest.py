@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--long",

@@ -81,19 +81,27 @@ async def while_leader(
 ) -> None:
     """Run ``work()`` whenever this process holds ``lease``, until ``stopping`` is set.
 
-    The lease is renewed every third of its time; when it is lost (the database was
-    unreachable for longer than the lease), ``stop_work()`` is called and ``work`` awaited
-    before trying again, so two processes never do the work at once for longer than one
-    renewal interval. On stop the lease is released for a standby to take at once.
+    The lease is renewed every third of its time. A renewal that fails (the database is
+    restarting) does not stop the work while the lease is surely still ours; once fewer
+    than a third of its time is left — the database was away for two renewals — or
+    another process holds it, ``stop_work()`` is called and ``work`` awaited before trying
+    again, so two processes never do the work at once for longer than one renewal
+    interval. On stop the lease is released for a standby to take at once.
     """
+    loop = asyncio.get_running_loop()
     task: asyncio.Task[None] | None = None
+    held_until = 0.0  # loop time until which the lease is ours whatever happens meanwhile
     try:
         while not stopping.is_set():
+            asked = loop.time()  # before the request: the lease runs from later than this
             try:
                 leader = await lease.acquire()
             except (SQLAlchemyError, OSError):
                 log.exception("lease %s: renewing failed", lease.name)
-                leader = False
+                leader = task is not None and loop.time() < held_until - lease.ttl / 3
+            else:
+                if leader:
+                    held_until = asked + lease.ttl
             if leader and task is None:
                 log.info("lease %s: taken by %s", lease.name, lease.holder)
                 task = asyncio.create_task(work(), name=f"leader-{lease.name}")

@@ -1,25 +1,38 @@
-"""One middleware per update: a database transaction, the person behind the update, the time.
+"""One middleware per update: a database transaction, the person behind the update, the time,
+and the one log record of a refused update (bot/services/errors.py says what that is).
 
 Handlers receive ``session`` (a transaction; committed when the handler returns, rolled
 back when it raises), ``actor`` (the sender as a :class:`PersonRecord`), ``now`` (aware
 UTC, from the injectable clock), ``update_id`` and ``sessionmaker`` (for the errors handler,
 whose own transaction must not be the failed one).
+
+The same transaction marks the update's inbox row done (bot/inbox.py), so an update's
+effects and its "handled" commit together. A worker killed between the two would otherwise
+leave the row to be handled again on top of its own effects: the conversation has moved on
+(the FSM state is in this transaction too), so the replay would be read as the next step,
+e.g. a petition's last answer as a new complaint. A replay of a row already done is skipped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import sqlalchemy as sa
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.types import TelegramObject, Update, User
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db import repo
 from bot.db.fsm import SqlStorage
+from bot.db.models import InboxUpdate
 from bot.db.records import Role
+from bot.inbox import DONE
+from bot.services.errors import refusal_level, refusal_log, refusal_scope
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +53,90 @@ def sender_of(update: Update) -> User | None:
 def language_of(user: User) -> str:
     # Chinese by default; English for people whose Telegram speaks English.
     return "en" if (user.language_code or "").lower().startswith("en") else "zh"
+
+
+# What no database text column takes: NUL (PostgreSQL's text types refuse U+0000, and the
+# whole transaction with it) and lone surrogates (not encodable as UTF-8). Neither means
+# anything in what people type; a client or an attacker can still put them in a message.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+    if isinstance(value, dict):
+        return {key: _clean(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    return value
+
+
+def _dirty(value: Any) -> bool:
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_dirty(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_dirty(item) for item in value)
+    return False
+
+
+def storable(update: Update, bot: Any = None) -> Update:
+    """The update with NUL removed and lone surrogates replaced (U+FFFD) in every string:
+    names, texts, captions. aiogram's objects are frozen, so a dirty one is rebuilt; a clean
+    one (nearly all) is returned as it is."""
+    raw = update.model_dump(by_alias=True, exclude_unset=True)
+    if not _dirty(raw):
+        return update
+    return Update.model_validate(_clean(raw), context={"bot": bot})
+
+
+def _kind(update: Update) -> str:
+    """``message/sticker``, ``callback_query``, ``my_chat_member`` …: what arrived."""
+    event = update.event
+    content = getattr(event, "content_type", None)
+    if content is None:
+        return update.event_type
+    return f"{update.event_type}/{getattr(content, 'value', content)}"
+
+
+def _chat_of(update: Update) -> int | None:
+    event = update.event
+    chat = getattr(event, "chat", None) or getattr(getattr(event, "message", None), "chat", None)
+    return getattr(chat, "id", None)
+
+
+def _log_refusal(update: Update, reason: str, detail: str) -> None:
+    """The one record of a refused update (see bot/services/errors.py)."""
+    user = sender_of(update)
+    refusal_log.log(
+        refusal_level(reason),
+        "update %s (%s) from user %s in chat %s refused: %s%s",
+        update.update_id,
+        _kind(update),
+        user.id if user is not None else None,
+        _chat_of(update),
+        reason,
+        f" ({detail})" if detail else "",
+    )
+
+
+async def _handled_before(session: AsyncSession, update_id: int) -> bool:
+    """Whether the update's inbox row is done. Locked (PostgreSQL): a second worker that
+    took the row over from a hung first one waits for its outcome. No row (an update fed
+    to the dispatcher directly): not handled."""
+    status = await session.scalar(
+        sa.select(InboxUpdate.status).where(InboxUpdate.update_id == update_id).with_for_update()
+    )
+    return status == DONE
+
+
+async def _mark_handled(session: AsyncSession, update_id: int) -> None:
+    await session.execute(
+        sa.update(InboxUpdate)
+        .where(InboxUpdate.update_id == update_id)
+        .values(status=DONE, error=None, lease_until=None, processed_at=system_clock())
+    )
 
 
 class UpdateContext(BaseMiddleware):
@@ -65,19 +162,37 @@ class UpdateContext(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         assert isinstance(event, Update)
+        event = storable(event, data.get("bot"))
         data["sessionmaker"] = self.sessionmaker
         data["now"] = self.clock()
         data["update_id"] = event.update_id
-        async with self.sessionmaker() as session, session.begin():
-            data["session"] = session
-            user = sender_of(event)
-            if user is not None and not user.is_bot:
+        user = sender_of(event)
+        if user is None or user.is_bot:
+            # A channel post, an anonymous group admin, another bot: no person to act for
+            # (every handler acts for ``actor``) and none to answer.
+            _log_refusal(event, "no_sender", "the update has no person behind it")
+            return UNHANDLED
+        with refusal_scope() as refusal:
+            async with self.sessionmaker() as session, session.begin():
+                if await _handled_before(session, event.update_id):
+                    log.info("update %s: handled before this replay, skipped", event.update_id)
+                    return None
+                data["session"] = session
                 data["actor"] = await self._actor(session, user)
-            if self.storage is not None:
-                # FSM reads and writes join this transaction (see bot/db/fsm.py).
-                with self.storage.use_session(session):
-                    return await handler(event, data)
-            return await handler(event, data)
+                if self.storage is not None:
+                    # FSM reads and writes join this transaction (see bot/db/fsm.py).
+                    with self.storage.use_session(session):
+                        result = await handler(event, data)
+                else:
+                    result = await handler(event, data)
+                await _mark_handled(session, event.update_id)
+        # Logged after the commit, and only then: a refusal on record is one that stands
+        # (an update that raised is the errors handler's, on huiyin.errors).
+        if refusal.reason is not None:
+            _log_refusal(event, refusal.reason, refusal.detail)
+        elif result is UNHANDLED:
+            _log_refusal(event, "unhandled", f"no handler takes {_kind(event)}")
+        return result
 
     async def _actor(self, session: AsyncSession, user: User) -> repo.PersonRecord:
         person = await repo.get_person_by_telegram(session, user.id)

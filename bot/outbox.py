@@ -4,7 +4,8 @@
 if the change it reports was committed. :class:`OutboxSender` claims due rows and makes the
 calls within Telegram's flood limits (Bot FAQ: about 30 messages per second overall, one per
 second in a chat, 20 per minute in a group), honours ``retry_after`` on a 429 (Bot API:
-any method may answer it), retries 5xx and timeouts with backoff, and records the outcome.
+any method may answer it), retries 5xx and timeouts with backoff (for an hour at least:
+an outage of Telegram is no reason to give a message up), and records the outcome.
 
 Delivery is at-least-once: a message is never sent twice on purpose, but it can be in one
 window. The row is marked ``sent`` in its own transaction right after Telegram answers; if
@@ -17,6 +18,18 @@ row is resent only after a crash or a lost lease, never by two senders racing; a
 ``dedupe_key`` makes a notification enqueued again by a replayed update or a double-tapped
 button the same row, so the inbox's at-least-once handling adds no duplicates. Edits are
 idempotent: "message is not modified" counts as done.
+
+Timeouts, precisely (tests/reliability/test_faults.py shows both). A call that times out
+was either never processed (lost before Telegram's front end passed it on): the retry is
+the only copy; or processed with the answer lost or late: the retry is a second copy.
+The client cannot tell them apart, and Telegram offers nothing to: sendMessage has no
+idempotency key, and a bot cannot list what it sent. Not retrying would turn the second
+case's duplicate into the first case's loss, so the sender retries: a message is delivered
+at least once, twice exactly when an answer was lost after processing (a late copy can land
+after messages queued behind it). A 429 is refused before sending, so safe to retry; a 5xx
+from the front end (a 502/504 page) is in principle as ambiguous as a timeout.
+``request_timeout`` (aiogram's 60 s by default) sets how late an answer may be before it
+counts as lost: the longer, the rarer the second case.
 """
 
 from __future__ import annotations
@@ -28,10 +41,14 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import aiogram.methods
 from aiogram import Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramAPIError,
@@ -43,7 +60,8 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.methods.base import TelegramMethod
+from aiogram.methods import AnswerCallbackQuery, Response
+from aiogram.methods.base import TelegramMethod, TelegramType
 from aiogram.types import ForumTopic
 from aiolimiter import AsyncLimiter
 from pydantic import ValidationError
@@ -54,7 +72,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.db.models import OutboxMessage
-from bot.inbox import Backoff, Sessionmaker, upsert_insert, utcnow
+from bot.inbox import DATABASE_BACKOFF, Backoff, Sessionmaker, upsert_insert, utcnow
 from bot.leases import keep_leases
 
 log = logging.getLogger(__name__)
@@ -77,10 +95,19 @@ CAPTION_METHODS = frozenset(
 # Telegram's descriptions of the 400s the sender treats specially.
 THREAD_NOT_FOUND = "message thread not found"
 NOT_MODIFIED = "message is not modified"
-# Writes of an outcome are retried this often before the lease is left to expire: each
-# failure here is a possible duplicate (see the module docstring).
-RECORD_ATTEMPTS = 3
+# Writes of an outcome are retried for this share of the lease (renewed at most a third of
+# it ago: nobody else takes the row meanwhile) before the lease is left to expire: each
+# failure here is a possible duplicate (see the module docstring). Half a minute covers a
+# database restart; three quick tries did not, and the message went out twice.
+RECORD_FOR_LEASE_SHARE = 0.5
 SEND_BACKOFF = Backoff(first=1.0, factor=2.0, maximum=60.0)
+# Failures that say nothing about the message, only about Telegram's state right now: 5xx,
+# timeouts and dropped connections, the front end's HTML error page.
+TRANSIENT = (TelegramServerError, TelegramNetworkError, ClientDecodeError)
+# A message failing only with those is retried for at least this long before it is given
+# up: Telegram's outages last minutes, now and then most of an hour, and a message given
+# up is never delivered. Six attempts alone would end after 31 s (1 + 2 + 4 + 8 + 16).
+RETRY_TRANSIENT_FOR = 3600.0
 
 
 def method_class(name: str) -> type[TelegramMethod[Any]]:
@@ -361,6 +388,7 @@ class OutboxSender:
         on_sent: OnSent | None = None,
         prepare: Prepare | None = None,
         max_attempts: int = 6,
+        retry_for: float = RETRY_TRANSIENT_FOR,
         backoff: Backoff = SEND_BACKOFF,
         lease: float = 60.0,
         max_in_flight: int = 256,
@@ -375,6 +403,7 @@ class OutboxSender:
         self.on_sent = on_sent
         self.prepare = prepare
         self.max_attempts = max_attempts
+        self.retry_for = retry_for
         self.backoff = backoff
         self.lease = lease
         self.max_in_flight = max_in_flight
@@ -417,7 +446,8 @@ class OutboxSender:
                     except (SQLAlchemyError, OSError):
                         failures += 1
                         log.exception("outbox: claiming messages failed")
-                        await asyncio.sleep(self.backoff.delay(failures))
+                        # The database's backoff (≤5 s), not the sending one (≤60 s).
+                        await asyncio.sleep(DATABASE_BACKOFF.delay(failures))
                         continue
                     failures = 0
                     for item in items:
@@ -558,8 +588,19 @@ class OutboxSender:
             log.exception("outbox: sending message %s broke", item.id)
             await self._give_up(item, item.attempts, error)
 
+    def _exhausted(self, attempts: int, error: Exception, failing_since: float) -> bool:
+        """Give the message up after this failure? After ``max_attempts``, and for transient
+        failures only once they have gone on for ``retry_for`` seconds as well."""
+        if attempts < self.max_attempts:
+            return False
+        if not isinstance(error, TRANSIENT):
+            return True
+        return asyncio.get_running_loop().time() - failing_since >= self.retry_for
+
     async def _send_until_done(self, item: OutboxItem) -> None:
         attempts = item.attempts
+        # Loop time of this delivery's first failure (a restart starts the window afresh).
+        failing_since: float | None = None
         while self.prepare is not None:
             try:
                 prepared = await self.prepare(item)
@@ -570,7 +611,9 @@ class OutboxSender:
             except Exception as error:  # e.g. creating the topic failed: try again later
                 attempts += 1
                 log.warning("outbox: preparing message %s failed: %s", item.id, error)
-                if attempts >= self.max_attempts:
+                if failing_since is None:
+                    failing_since = asyncio.get_running_loop().time()
+                if self._exhausted(attempts, error, failing_since):
                     await self._give_up(item, attempts, error)
                     return
                 await self._write(item.id, attempts=attempts, error=_describe(error))
@@ -629,7 +672,9 @@ class OutboxSender:
                 # 5xx, timeouts, the front end's HTML 502 page: worth another try.
                 self.stats.errors += 1
                 attempts += 1
-                if attempts >= self.max_attempts:
+                if failing_since is None:
+                    failing_since = asyncio.get_running_loop().time()
+                if self._exhausted(attempts, error, failing_since):
                     await self._give_up(item, attempts, error)
                     return
                 self.stats.retries += 1
@@ -695,19 +740,31 @@ class OutboxSender:
     async def _finish(
         self, item: OutboxItem, values: dict[str, Any], message_id: int | None
     ) -> None:
-        for attempt in range(1, RECORD_ATTEMPTS + 1):
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self.lease * RECORD_FOR_LEASE_SHARE
+        attempt = 0
+        while True:
+            attempt += 1
+            # As in bot/inbox.py: the lock waits out a renewal in flight, not the write;
+            # held across the write it let one message's "sent" be recorded at a time.
+            async with self._lease_lock:
+                self._leased.discard(item.id)
             try:
-                async with self._lease_lock, self.sessionmaker() as session, session.begin():
+                async with self.sessionmaker() as session, session.begin():
                     await session.execute(
                         update(OutboxMessage).where(OutboxMessage.id == item.id).values(**values)
                     )
                     if self.on_sent is not None and values["status"] == SENT:
                         await self._call_on_sent(session, item, message_id)
-                    self._leased.discard(item.id)
                 return
             except (SQLAlchemyError, OSError):
                 log.exception("outbox: recording message %s failed (try %d)", item.id, attempt)
-                await asyncio.sleep(self.backoff.delay(attempt))
+                delay = DATABASE_BACKOFF.delay(attempt)
+                if loop.time() + delay > give_up_at:
+                    break
+                async with self._lease_lock:  # renewed again while it waits
+                    self._leased.add(item.id)
+                await asyncio.sleep(delay)
         # Left pending: the lease runs out and it is sent again (the at-least-once window).
         self._leased.discard(item.id)
 
@@ -738,6 +795,44 @@ class OutboxSender:
         await keep_leases(
             self.sessionmaker, OutboxMessage.id, self._leased, self._lease_lock, self.lease
         )
+
+
+# How long a handler waits for Telegram to take a callback query's answer (the press's
+# transaction is open meanwhile).
+CALLBACK_ANSWER_TIMEOUT = 5.0
+
+
+class BestEffortCallbackAnswers(BaseRequestMiddleware):
+    """A session middleware: answerCallbackQuery is best effort, never the press's undoing.
+
+    The one call a handler makes itself rather than through the outbox: the answer only
+    stops the button's spinner (or shows a short notice), it must come within seconds, and
+    Telegram refuses it once the query is old (Bot API, answerCallbackQuery), so queueing
+    it gains nothing. Without this, a 5xx, a 429 or a timeout on it (or "query is too old"
+    when a stored update is handled again after a crash) raised out of the handler, rolled
+    back the press it answered, and told the person an internal error happened. Now the
+    failure is logged and the handler goes on as if Telegram had taken the answer.
+    """
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        if method.__api_method__ != AnswerCallbackQuery.__api_method__:
+            return await make_request(bot, method)
+        try:
+            async with asyncio.timeout(CALLBACK_ANSWER_TIMEOUT):
+                return await make_request(bot, method)
+        except (TelegramAPIError, ClientDecodeError, TimeoutError) as error:
+            log.warning(
+                "callback query %s left unanswered: %s",
+                getattr(method, "callback_query_id", "?"),
+                _describe(error),
+            )
+            # What the session answers for this method (its result, despite the annotation).
+            return cast(Response[TelegramType], True)
 
 
 def _result_id(result: Any) -> int | None:

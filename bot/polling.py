@@ -25,7 +25,7 @@ from aiogram.exceptions import (
 from aiogram.methods.base import TelegramMethod
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.inbox import Backoff, Sessionmaker, store_updates
+from bot.inbox import DATABASE_BACKOFF, Backoff, Sessionmaker, store_updates
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class LongPolling:
         # is exactly what may not have been stored yet.
         self.offset: int | None = None
         self._stopping = False
+        self._stopped = asyncio.Event()  # ends a backoff wait at once
         self._request: asyncio.Future[list[dict[str, Any]]] | None = None
 
     async def poll_once(self, *, wait: int | None = None) -> int:
@@ -111,11 +112,13 @@ class LongPolling:
     def stop(self) -> None:
         """End ``run()``: a waiting long poll is abandoned; a batch being stored finishes."""
         self._stopping = True
+        self._stopped.set()
         if self._request is not None:
             self._request.cancel()
 
     async def run(self) -> None:
         failures = 0
+        self._stopped.clear()
         while not self._stopping:
             try:
                 await self.poll_once()
@@ -128,7 +131,7 @@ class LongPolling:
             except TelegramRetryAfter as error:
                 # Any method may answer 429 (Bot API); getUpdates too.
                 log.warning("polling: flood control, waiting %s s", error.retry_after)
-                await asyncio.sleep(error.retry_after)
+                await self._pause(error.retry_after)
             except TelegramUnauthorizedError:
                 raise  # a wrong token is not going to fix itself
             except (TelegramAPIError, ClientDecodeError, SQLAlchemyError, OSError) as error:
@@ -136,11 +139,22 @@ class LongPolling:
                 # set or another instance polls, a database that is down: nothing was
                 # confirmed, so wait and ask again.
                 failures += 1
-                delay = self.backoff.delay(failures)
+                # The database's own, shorter backoff when storing failed (aiogram wraps
+                # network errors to Telegram, so an OSError here is the database's): the
+                # batch waits at Telegram, and the database is usually back within seconds.
+                database = isinstance(error, SQLAlchemyError | OSError)
+                backoff = DATABASE_BACKOFF if database else self.backoff
+                delay = backoff.delay(failures)
                 log.warning("polling: %s; retrying in %.1f s", _describe(error), delay)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
         self._stopping = False  # stop() ends this run; a later run() starts afresh
         await self._confirm()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if ``stop()`` is called (a lost lease must not wait
+        out a minute's backoff before the poller hands over)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
 
     async def _confirm(self) -> None:
         """Tell Telegram what is stored, so a restart is not sent it again (a courtesy:

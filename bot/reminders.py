@@ -45,7 +45,7 @@ from bot.db.repo_base import from_db, insert, to_record, to_utc
 from bot.leader import LeaderLease
 from bot.outbox import Outgoing, enqueue_many
 from bot.services.base import topic_message
-from bot.services.common import NOT_DUTIES, OPEN_STATES, UNIT_LANGUAGE, clip, esc
+from bot.services.common import NOT_DUTIES, OPEN_STATES, UNIT_LANGUAGE, clip_html, esc
 from bot.services.errors import ServiceError
 from bot.texts import Texts
 from routing.calendar import WorkCalendar
@@ -268,7 +268,7 @@ class ReminderScanner:
             messages.append(
                 Outgoing(
                     unit.chat_id,
-                    clip(text, 4096),
+                    clip_html(text, 4096),
                     f"{key}:{unit.chat_id}",
                     "sendMessage",
                     thread_id,
@@ -287,7 +287,7 @@ class ReminderScanner:
                 messages.append(
                     Outgoing(
                         chat_id,
-                        clip(text, 4096),
+                        clip_html(text, 4096),
                         f"{key}:{chat_id}",
                         "sendMessage",
                         None,
@@ -525,7 +525,7 @@ class ReminderScanner:
                 parts.append(self._digest_line(item, language, people, with_unit=unit_id is None))
             if count[section] > len(shown):
                 parts.append(t.get("digest.more", language, count=count[section] - len(shown)))
-        return clip("\n".join(parts), 4096)
+        return clip_html("\n".join(parts), 4096)
 
     def _digest_line(
         self, item: _DueLine, language: str, people: _People, *, with_unit: bool

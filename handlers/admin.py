@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 
 from aiogram import Router
 from aiogram.filters import Command
@@ -12,7 +13,7 @@ from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.records import PersonRecord
-from bot.services import CaseService, ServiceError
+from bot.services import CaseService, ServiceError, refuse
 from bot.texts import Texts
 from handlers.common import command_args, lang_of, thread_of
 from handlers.reply import say
@@ -53,6 +54,7 @@ async def on_join(
             unit=html.escape(services.unit_name(invite.unit_id, lang)) if invite.unit_id else "—",
         )
     except ServiceError as error:
+        refuse(error.key)
         reply = texts.get(error.key, lang, **error.fmt)
     await say(session, message.chat.id, reply, update_id=update_id, thread_id=thread_of(message))
 
@@ -76,6 +78,7 @@ async def on_bind(
         key = "admin.bound" if unit.forum else "admin.bound_no_topics"
         reply = texts.get(key, lang, unit=html.escape(unit.name))
     except ServiceError as error:
+        refuse(error.key)
         reply = texts.get(error.key, lang, **error.fmt)
     await say(session, message.chat.id, reply, update_id=update_id, thread_id=thread_of(message))
 
@@ -93,6 +96,7 @@ async def on_invite(
     lang = lang_of(actor)
     args = command_args(message).split()
     if not args:
+        refuse("admin.invite_usage")
         await say(
             session, message.chat.id, texts.get("admin.invite_usage", lang), update_id=update_id
         )
@@ -113,6 +117,7 @@ async def on_invite(
             hours=int(services.invite_ttl.total_seconds() // 3600),
         )
     except ServiceError as error:
+        refuse(error.key)
         reply = texts.get(error.key, lang, **error.fmt)
     await say(session, message.chat.id, reply, update_id=update_id)
 
@@ -158,12 +163,15 @@ async def on_whois(
     """/whois TELEGRAM_ID, or in reply to a forwarded message."""
     lang = lang_of(actor)
     arg = command_args(message)
-    target: int | None = int(arg) if arg.lstrip("-").isdigit() else None
+    # ASCII digits only ("²".isdigit() is true, and int() refuses it), and no more than a
+    # Telegram id has (52 bits): a longer number would overflow the database's BIGINT.
+    target: int | None = int(arg) if re.fullmatch(r"-?[0-9]{1,16}", arg) else None
     if target is None and message.reply_to_message and message.reply_to_message.forward_origin:
         origin = message.reply_to_message.forward_origin
         sender = getattr(origin, "sender_user", None)
         target = sender.id if sender else None
     if target is None:
+        refuse("admin.whois_usage")
         await say(
             session, message.chat.id, texts.get("admin.whois_usage", lang), update_id=update_id
         )
@@ -180,5 +188,6 @@ async def on_whois(
             language=person.language,
         )
     except ServiceError as error:
+        refuse(error.key)
         reply = texts.get(error.key, lang, **error.fmt)
     await say(session, message.chat.id, reply, update_id=update_id)

@@ -35,6 +35,7 @@ from bot.services import (
     Intake,
     ServiceError,
     Understanding,
+    refuse,
 )
 from bot.services import buttons as b
 from bot.services.cards import deadline_line, rating_keyboard
@@ -82,6 +83,24 @@ def _inline(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup:
             for row in rows
             if row
         ]
+    )
+
+
+# --------------------------------------------------------------------------- what it cannot read
+
+
+@router.message(~(F.text | F.photo | F.document))
+async def on_unsupported(
+    message: Message, session: AsyncSession, actor: PersonRecord, texts: Texts, update_id: int
+) -> None:
+    """A sticker, a location, a voice message …: refused at any step, and the step stays
+    where it was (an intake half done survives a sticker)."""
+    refuse("error.unsupported_content")
+    await say(
+        session,
+        message.chat.id,
+        texts.get("error.unsupported_content", lang_of(actor)),
+        update_id=update_id,
     )
 
 
@@ -220,6 +239,7 @@ async def _show_status(
     try:
         status = await services.case_status(session, actor, number)
     except ServiceError as error:
+        refuse(error.key)
         await say(
             session, message.chat.id, texts.get(error.key, lang, **error.fmt), update_id=update_id
         )
@@ -338,6 +358,7 @@ async def on_my_case(
                 keyboard=_case_buttons(texts, services, status.case, lang),
             )
     except ServiceError as error:
+        refuse(error.key)
         await callback.answer(texts.get(error.key, lang, **error.fmt), show_alert=True)
         return
     await callback.answer()
@@ -359,6 +380,7 @@ async def on_rate(
     try:
         await services.rate(session, actor, callback_data.case_id, callback_data.score, now)
     except ServiceError as error:
+        refuse(error.key)
         await callback.answer(texts.get(error.key, lang, **error.fmt), show_alert=True)
         return
     await callback.answer(texts.get("citizen.rated_short", lang))
@@ -396,6 +418,7 @@ async def on_rating_comment(
     try:
         await services.comment_on_rating(session, actor, case_id, message.text or "", now)
     except ServiceError as error:
+        refuse(error.key)
         await say(
             session,
             message.chat.id,
@@ -436,6 +459,7 @@ async def on_case_input(
             await services.request_review(session, actor, case_id, text, now)
             reply = None
     except ServiceError as error:
+        refuse(error.key)
         await say(
             session, message.chat.id, texts.get(error.key, lang, **error.fmt), update_id=update_id
         )
@@ -611,7 +635,8 @@ async def on_path_pick(
     update_id: int,
 ) -> None:
     if callback_data.path not in set(PathCode):
-        await callback.answer()
+        refuse("error.bad_button", f"path {callback_data.path!r}")
+        await callback.answer(texts.get("error.bad_button", lang_of(actor)))
         return
     await state.update_data(preset=callback_data.path, path_confirmed=False)
     await _understood(
@@ -648,6 +673,7 @@ async def on_relay_to(
             session, actor, callback_data.case_id, data.get("text", ""), now, attachments
         )
     except ServiceError as error:
+        refuse(error.key)
         await callback.answer(texts.get(error.key, lang, **error.fmt), show_alert=True)
         return
     await state.clear()
@@ -790,6 +816,7 @@ async def on_field_answer(
     try:
         value = parse_answer(spec, text_of(message), services.today(now))
     except ServiceError as error:
+        refuse(error.key)
         await say(
             session, message.chat.id, texts.get(error.key, lang, **error.fmt), update_id=update_id
         )
@@ -814,7 +841,8 @@ async def on_pick(
     data = await state.get_data()
     current = _current_spec(data)
     if current is None:
-        await callback.answer()
+        refuse("error.bad_button", "a pick for no current question")
+        await callback.answer(texts.get("error.bad_button", lang_of(actor)))
         return
     spec, path = current
     answers = dict(data.get("answers", {}))
@@ -826,7 +854,8 @@ async def on_pick(
     elif spec.kind is Kind.CHOICE and value in spec.choices:
         answers[spec.key] = value
     else:  # an old button from an earlier question
-        await callback.answer()
+        refuse("error.bad_button", f"pick {value!r} for {spec.key}")
+        await callback.answer(texts.get("error.bad_button", lang_of(actor)))
         return
     await state.update_data(answers=answers)
     await _ask_next(callback.from_user.id, session, actor, services, texts, state, now, update_id)
@@ -839,6 +868,7 @@ async def on_pick(
 @router.callback_query()
 async def on_stale_button(callback: CallbackQuery, actor: PersonRecord, texts: Texts) -> None:
     """A button from an earlier step (or forged data): stop the spinner, say it expired."""
+    refuse("error.bad_button", f"data {callback.data!r}")
     await callback.answer(texts.get("error.bad_button", lang_of(actor)))
 
 
@@ -846,6 +876,9 @@ async def on_stale_button(callback: CallbackQuery, actor: PersonRecord, texts: T
 async def on_unknown_command(
     message: Message, session: AsyncSession, actor: PersonRecord, texts: Texts, update_id: int
 ) -> None:
+    # Someone else's command (a supervisor's, an admin's) or none at all: the help says what
+    # a citizen can do.
+    refuse("unknown_command", (message.text or "")[:40])
     await say(
         session, message.chat.id, texts.get("citizen.help", lang_of(actor)), update_id=update_id
     )
@@ -885,6 +918,7 @@ async def on_free_text(
         )
         return
     if not text_of(message) and attachment_of(message) is None:
+        refuse("empty_text", "only blanks")
         await say(session, message.chat.id, texts.get("citizen.help", lang), update_id=update_id)
         return
     await _start_description(

@@ -16,6 +16,7 @@ from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.records import PersonRecord
+from bot.services import refuse
 from bot.settings import Settings
 from bot.texts import Texts
 from bot.web.auth import LINK_TTL, derive_key, issue_login_token
@@ -53,6 +54,7 @@ async def on_dashboard(
 ) -> None:
     lang = lang_of(actor)
     if not may_log_in(actor):
+        refuse("dashboard.not_allowed", f"role {actor.role}")
         await say(
             session, message.chat.id, texts.get("dashboard.not_allowed", lang), update_id=update_id
         )

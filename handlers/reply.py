@@ -12,6 +12,7 @@ from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.outbox import enqueue
+from bot.services.common import clip_html
 
 Keyboard = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | dict[str, Any]
 
@@ -37,8 +38,7 @@ async def say(
             if isinstance(keyboard, dict)
             else keyboard.model_dump(mode="json", exclude_none=True)
         )
-    if len(text) > TEXT_LIMIT:
-        text = text[: TEXT_LIMIT - 1] + "…"
+    text = clip_html(text, TEXT_LIMIT)
     return await enqueue(
         session,
         chat_id,

@@ -9,7 +9,6 @@ topic and person, so it never leaks into another topic or to a colleague.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
@@ -23,8 +22,9 @@ from aiogram.types import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db import repo
 from bot.db.records import PersonRecord
-from bot.services import CaseService, ServiceError
+from bot.services import CaseService, ServiceError, refuse
 from bot.services import buttons as b
 from bot.services.reply_types import REPLY_GROUPS, REPLY_TYPES
 from bot.texts import Texts
@@ -34,11 +34,22 @@ from handlers.reply import say
 from handlers.states import StaffInput
 from routing.config import PathCode
 
-log = logging.getLogger(__name__)
-
 router = Router(name=__name__)
-router.message.filter(F.chat.type.in_({"group", "supergroup"}))
-router.callback_query.filter(callback_in_group)
+
+
+async def in_unit_group(event: Message | CallbackQuery, session: AsyncSession) -> bool:
+    """A group bound to a unit (/bind): any other group is not served (handlers/errors.py
+    refuses what comes from one). The admin's /bind and /join come before this router."""
+    chat = (
+        event.chat if isinstance(event, Message) else event.message.chat if event.message else None
+    )
+    if chat is None or chat.type not in ("group", "supergroup"):
+        return False
+    return await repo.get_unit_by_chat(session, chat.id) is not None
+
+
+router.message.filter(in_unit_group)
+router.callback_query.filter(callback_in_group, in_unit_group)
 
 # Buttons that need a text next: the prompt to show and the state that waits for it.
 PROMPTS = {
@@ -100,6 +111,7 @@ async def on_card_button(
             return
         case = await services.staff_case(session, actor, case_id, action, now)
     except ServiceError as error:
+        refuse(error.key)
         await _refuse(callback, texts, lang, error)
         return
     if action == b.TRANSFER:
@@ -169,6 +181,7 @@ async def on_transfer_unit(
     try:
         case = await services.staff_case(session, actor, callback_data.case_id, "transfer", now)
     except ServiceError as error:
+        refuse(error.key)
         await _refuse(callback, texts, lang, error)
         return
     state = prompt_state(fsm_storage, bot, chat_id, thread_id, callback.from_user.id)
@@ -210,6 +223,7 @@ async def on_reply_type(
     try:
         case = await services.staff_case(session, actor, callback_data.case_id, "answer", now)
     except ServiceError as error:
+        refuse(error.key)
         await _refuse(callback, texts, lang, error)
         return
     subtypes = REPLY_GROUPS.get(code)
@@ -237,7 +251,7 @@ async def on_reply_type(
         return
     leaf = subtypes[0] if subtypes else code
     if leaf not in REPLY_TYPES:
-        log.warning("reply type %r from %s is not one of Art 36's", code, actor.id)
+        refuse("error.bad_button", f"reply type {code!r} is not one of Art 36's")
         await callback.answer(texts.get("error.bad_button", lang), show_alert=True)
         return
     state = prompt_state(fsm_storage, bot, chat_id, thread_id, callback.from_user.id)
@@ -256,7 +270,7 @@ async def on_reply_type(
 @router.callback_query()
 async def on_unknown_button(callback: CallbackQuery, actor: PersonRecord, texts: Texts) -> None:
     """Data no factory parses: an old client, or forged. Say so briefly; log who."""
-    log.warning("unparsable callback data %r from person %s", callback.data, actor.id)
+    refuse("error.bad_button", f"unparsable data {callback.data!r}")
     await callback.answer(texts.get("error.bad_button", lang_of(actor)), show_alert=True)
 
 
@@ -275,6 +289,7 @@ async def on_note(
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
     case = await services.case_in_topic(session, message.chat.id, thread_id, reply_to)
     if case is None:
+        refuse("staff.no_case_here")
         await say(
             session,
             message.chat.id,
@@ -287,6 +302,7 @@ async def on_note(
         await services.note(session, actor, case.id, command_args(message), now)
         reply = texts.get("staff.done.note", lang)
     except ServiceError as error:
+        refuse(error.key)
         reply = texts.get(error.key, lang, **error.fmt)
     await say(session, message.chat.id, reply, update_id=update_id, thread_id=thread_id)
 
@@ -311,6 +327,7 @@ async def on_topic_file(
     try:
         await services.relay_file_to_citizen(session, actor, case.id, attachment, now)
     except ServiceError as error:
+        refuse(error.key)
         await say(
             session,
             message.chat.id,
@@ -348,6 +365,7 @@ async def on_topic_message(
         try:
             await services.relay_to_citizen(session, actor, case.id, text, now)
         except ServiceError as error:
+            refuse(error.key)
             await say(
                 session,
                 message.chat.id,
@@ -381,6 +399,7 @@ async def on_topic_message(
         elif pending == StaffInput.answer.state:
             await services.answer(session, actor, case_id, text, now, data.get("reply_type"))
     except ServiceError as error:
+        refuse(error.key)
         await say(
             session,
             message.chat.id,

@@ -12,7 +12,7 @@ from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.records import PersonRecord
-from bot.services import CaseDetail, CaseService, DueItem, ServiceError
+from bot.services import CaseDetail, CaseService, DueItem, ServiceError, refuse
 from bot.services.cards import deadline_line
 from bot.texts import Texts
 from handlers.common import command_args, lang_of
@@ -90,11 +90,13 @@ async def on_due_soon(
         days = int(arg) if arg else 3
         items = await services.due_soon(session, actor, days, now)
     except ValueError:
+        refuse("supervisor.days_range", repr(arg[:20]))
         await say(
             session, message.chat.id, texts.get("supervisor.days_range", lang), update_id=update_id
         )
         return
     except ServiceError as error:
+        refuse(error.key)
         await say(
             session, message.chat.id, texts.get(error.key, lang, **error.fmt), update_id=update_id
         )
@@ -207,6 +209,7 @@ async def on_case(
     try:
         detail = await services.case_detail(session, actor, number)
     except ServiceError as error:
+        refuse(error.key)
         await say(
             session, message.chat.id, texts.get(error.key, lang, **error.fmt), update_id=update_id
         )
@@ -229,6 +232,7 @@ async def on_urge(
     lang = lang_of(actor)
     number, _, text = command_args(message).partition(" ")
     if not number or not text.strip():
+        refuse("supervisor.urge_usage")
         await say(
             session, message.chat.id, texts.get("supervisor.urge_usage", lang), update_id=update_id
         )
@@ -237,5 +241,6 @@ async def on_urge(
         case = await services.urge(session, actor, number, text, now)
         reply = texts.get("supervisor.urged", lang, number=case.number)
     except ServiceError as error:
+        refuse(error.key)
         reply = texts.get(error.key, lang, **error.fmt)
     await say(session, message.chat.id, reply, update_id=update_id)

@@ -41,13 +41,19 @@ async def handle_method(request: web.Request) -> web.Response:
         if request.match_info["token"] != runtime.state.token:
             raise UNAUTHORIZED
         fault = runtime.faults.take(method)
+        params: Params | None = None
         if fault is not None:
-            injected = await _apply_fault(runtime, fault)
+            if fault.kind == "slow":
+                # The call arrived whole (read it now: a client that gives up closes the
+                # connection) and is processed however late; only the answer is slow.
+                params = await Params.from_request(request)
+            injected = await _apply_fault(runtime, fault, request)
             if injected is not None:
                 return injected
         if spec is None:
             raise NOT_FOUND
-        params = await Params.from_request(request)
+        if params is None:
+            params = await Params.from_request(request)
         result = await spec.handler(runtime, params)
     except BotApiError as error:
         return _error_response(runtime, error)
@@ -61,11 +67,23 @@ async def handle_method(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "result": result})
 
 
-async def _apply_fault(runtime: Runtime, fault: Fault) -> web.Response | None:
+async def _apply_fault(
+    runtime: Runtime, fault: Fault, request: web.Request
+) -> web.Response | None:
+    """The fault's answer, or None to process the call after all (a slow fault, late)."""
     runtime.stats.faults_injected += 1
+    runtime.stats.faults[fault.label] += 1
     if fault.kind == "slow":
         await asyncio.sleep(fault.delay)
         return None
+    if fault.kind == "timeout":
+        # Held, then dropped unprocessed: the client sees its own timeout or, if it waits
+        # longer than the hold, the connection closing without an answer. (aiohttp does not
+        # cancel a handler whose client went away, so the hold runs out either way.)
+        await asyncio.sleep(fault.delay)
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=504)  # written nowhere: the connection is gone
     if fault.kind == "flood":
         return _error_response(runtime, too_many_requests(fault.retry_after))
     runtime.stats.errors[fault.status] += 1

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from bot.sandbox import people
 from bot.sandbox.errors import ControlError
-from bot.sandbox.limits import Fault
+from bot.sandbox.limits import Fault, RandomFaults
 from bot.sandbox.models import SandboxChat
 from bot.sandbox.runtime import RUNTIME, Runtime
 from bot.sandbox.shapes import me_json, topic_json, transcript_json, user_json
@@ -267,7 +267,27 @@ async def faults(request: web.Request) -> web.Response:
         runtime.faults.add(Fault.from_json(await _body(request)))
     elif request.method == "DELETE":
         runtime.faults.clear()
-    return web.json_response({"faults": [f.to_json() for f in runtime.faults.faults]})
+    return _faults_json(runtime)
+
+
+async def random_faults(request: web.Request) -> web.Response:
+    """Faults drawn at random, seeded (limits.RandomFaults); DELETE stops them."""
+    runtime = _runtime(request)
+    if request.method == "POST":
+        runtime.faults.set_random(RandomFaults.from_json(await _body(request)))
+    elif request.method == "DELETE":
+        runtime.faults.set_random(None)
+    return _faults_json(runtime)
+
+
+def _faults_json(runtime: Runtime) -> web.Response:
+    drawn = runtime.faults.random
+    return web.json_response(
+        {
+            "faults": [f.to_json() for f in runtime.faults.faults],
+            "random": drawn.to_json() if drawn is not None else None,
+        }
+    )
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -310,6 +330,7 @@ def add_routes(app: web.Application) -> None:
     router.add_route("POST", f"{PREFIX}/limits", limits)
     for method in ("GET", "POST", "DELETE"):
         router.add_route(method, f"{PREFIX}/faults", faults)
+        router.add_route(method, f"{PREFIX}/faults/random", random_faults)
     router.add_route("GET", f"{PREFIX}/stats", stats)
     router.add_route("POST", f"{PREFIX}/stats/reset", stats)
     router.add_get(f"{PREFIX}/stats/sends", sends)

@@ -16,8 +16,8 @@ from bot.db.records import CaseEventRecord, CaseRecord, DeadlineRecord, PersonRe
 from bot.outbox import enqueue
 from bot.services import buttons as b
 from bot.services.cards import card_keyboard, card_text
-from bot.services.common import NOT_DUTIES, UNIT_LANGUAGE, clip, esc
-from bot.services.errors import CaseNotFound, NotAllowed, ServiceError
+from bot.services.common import NOT_DUTIES, UNIT_LANGUAGE, clip, clip_html, esc
+from bot.services.errors import CaseNotFound, NotAllowed, ServiceError, refuse
 from bot.texts import Ref, Texts
 from bot.topics import CARD, CARD_EDIT, CASE_TOPIC, TOPIC_NAME
 from routing.calendar import WorkCalendar
@@ -143,14 +143,10 @@ class ServiceBase:
         key: str = "error.not_your_case",
     ) -> NoReturn:
         """Log and audit a refused attempt once, then raise :class:`NotAllowed`."""
-        log.warning(
-            "refused: person %s (role %s, unit %s) tried %s on case %s (unit %s)",
-            actor.id,
-            actor.role,
-            actor.unit_id,
-            attempted,
-            case.id,
-            case.unit_id,
+        refuse(
+            key,
+            f"person {actor.id} (role {actor.role}, unit {actor.unit_id}) tried {attempted}"
+            f" on case {case.id} (unit {case.unit_id})",
         )
         await self._audit(
             session,
@@ -174,7 +170,7 @@ class ServiceBase:
         """The case, if ``actor`` is staff of the unit that holds it (only they act on it)."""
         case = await repo.get_case(session, case_id)
         if case is None:
-            log.warning("person %s tried %s on unknown case id %s", actor.id, attempted, case_id)
+            refuse("error.case_not_found", f"person {actor.id} tried {attempted} on {case_id}")
             raise CaseNotFound()
         if actor.role != "staff" or actor.unit_id != case.unit_id:
             await self._refuse(session, actor, case, attempted, now)
@@ -186,13 +182,10 @@ class ServiceBase:
         """The citizen's own case; anyone else's is "not found" (a number reveals nothing)."""
         case = await repo.get_case(session, case_id)
         if case is None or case.citizen_id != actor.id:
-            if case is not None:
-                log.warning(
-                    "refused: person %s tried %s on case %s of another citizen",
-                    actor.id,
-                    attempted,
-                    case_id,
-                )
+            whose = "of another citizen" if case is not None else "(no such case)"
+            refuse(
+                "error.case_not_found", f"person {actor.id} tried {attempted} on {case_id} {whose}"
+            )
             raise CaseNotFound()
         return case
 
@@ -266,7 +259,7 @@ class ServiceBase:
         await enqueue(
             session,
             person.telegram_id,
-            clip(text, 4096),
+            clip_html(text, 4096),
             payload=payload,
             dedupe_key=dedupe_key,
             case_id=case_id,
@@ -331,7 +324,7 @@ class ServiceBase:
         await enqueue(
             session,
             unit.chat_id,
-            clip(text, limit),
+            clip_html(text, limit),
             method=method,
             thread_id=thread_id,
             payload=payload,
@@ -404,7 +397,7 @@ class ServiceBase:
         await enqueue(
             session,
             unit.chat_id,
-            clip(text, 4096),
+            clip_html(text, 4096),
             method="editMessageText",
             thread_id=case.thread_id,
             payload=payload,
@@ -423,7 +416,9 @@ class ServiceBase:
             await self._to_unit(
                 session,
                 case,
-                clip(item.caption or "", 1024),
+                # The citizen's own words, in an HTML caption: escaped (a "<" would make
+                # Telegram refuse the photo, and the unit would never see the evidence).
+                esc(clip(item.caption or "", 1024)),
                 f"{key}:file:{index}",
                 method=method,
                 extra={field: item.file_id},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 
 from routing.config import PathCode
@@ -59,4 +60,37 @@ def esc(text: object) -> str:
 
 
 def clip(text: str, limit: int) -> str:
+    """Plain text cut to ``limit`` characters (for HTML, :func:`clip_html`)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^<>]*>")
+_ENTITY = re.compile(r"&(#[0-9]+|#x[0-9a-fA-F]+|[a-zA-Z]+);")
+
+
+def clip_html(markup: str, limit: int) -> str:
+    """An HTML message cut to ``limit`` characters as Telegram counts them: after parsing,
+    tags gone and entities decoded (Bot API sendMessage: 1-4096 characters "after entities
+    parsing"; a caption 1024). Never cut inside a tag or an entity, and the tags left open
+    are closed again: Telegram refuses the whole message otherwise ("can't parse
+    entities"), and an escaped text can be several times longer than what it shows."""
+    if len(markup) <= limit or len(html.unescape(_TAG.sub("", markup))) <= limit:
+        return markup
+    kept: list[str] = []
+    open_tags: list[str] = []
+    shown, position = 0, 0
+    while position < len(markup) and shown < limit - 1:  # room for the "…"
+        if tag := _TAG.match(markup, position):
+            closing, name = tag.group(1), tag.group(2).lower()
+            if not closing:
+                open_tags.append(name)
+            elif open_tags and open_tags[-1] == name:
+                open_tags.pop()
+            piece = tag.group()
+        elif entity := _ENTITY.match(markup, position):
+            piece, shown = entity.group(), shown + 1
+        else:
+            piece, shown = markup[position], shown + 1
+        kept.append(piece)
+        position += len(piece)
+    return "".join(kept) + "…" + "".join(f"</{name}>" for name in reversed(open_tags))

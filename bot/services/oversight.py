@@ -26,7 +26,7 @@ from bot.db.records import (
 )
 from bot.services.base import ServiceBase
 from bot.services.common import ANSWER_RULE, NOT_DUTIES, OPEN_STATES, esc
-from bot.services.errors import CaseNotFound, NotAllowed, ServiceError
+from bot.services.errors import CaseNotFound, NotAllowed, ServiceError, refuse
 from bot.services.validate import parse_text
 from routing.lifecycle import Action, State
 
@@ -69,7 +69,7 @@ class OversightOps(ServiceBase):
         """Role check for commands that concern no single case (nothing to audit on a case:
         the refusal is logged)."""
         if actor.role not in roles:
-            log.warning("refused: person %s (role %s) tried %s", actor.id, actor.role, what)
+            refuse("error.not_allowed", f"person {actor.id} (role {actor.role}) tried {what}")
             raise NotAllowed("error.not_allowed")
 
     # ------------------------------------------------------------------ supervisors
@@ -238,7 +238,7 @@ class OversightOps(ServiceBase):
         try:
             invite = await repo.redeem_invite(session, code, actor.id, now)
         except InviteNotFound:
-            log.warning("person %s tried an unknown invite code", actor.id)
+            refuse("admin.invite_unknown", f"person {actor.id} tried an unknown invite code")
             raise ServiceError("admin.invite_unknown") from None
         except InviteExpired:
             raise ServiceError("admin.invite_expired") from None

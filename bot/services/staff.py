@@ -24,6 +24,7 @@ from bot.services.common import (
     EXTENSION_OF,
     NOT_DUTIES,
     clip,
+    clip_html,
     esc,
 )
 from bot.services.errors import ServiceError
@@ -304,7 +305,7 @@ class StaffOps(ServiceBase):
         await enqueue(
             session,
             unit.chat_id,
-            clip(text, 4096),
+            clip_html(text, 4096),
             method="editMessageText",
             thread_id=before.thread_id,
             payload={"parse_mode": "HTML", "message_id": before.card_message_id},
@@ -448,7 +449,8 @@ class StaffOps(ServiceBase):
             await enqueue(
                 session,
                 citizen.telegram_id,
-                clip(attachment.caption or "", 1024),
+                # The bot's default parse mode is HTML (bot/app.py make_bot): escaped.
+                esc(clip(attachment.caption or "", 1024)),
                 method=method,
                 payload={field: attachment.file_id},
                 dedupe_key=f"case:{case.id}:file-to-citizen:{stored.id}",

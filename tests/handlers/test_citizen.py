@@ -31,7 +31,7 @@ def test_service_buttons_match_the_callback_factories() -> None:
     assert b.pack(b.MY_CASE, b.WITHDRAW, 42) == MyCase(action="wd", case_id=42).pack()
     assert b.pack(b.RATE, 42, 5) == RateCase(case_id=42, score=5).pack()
     assert CaseAction.unpack("c:ans:42") == CaseAction(action="ans", case_id=42)
-    longest = TransferTo(case_id=2**31, unit="social_assistance").pack()
+    longest = TransferTo(case_id=2**31 - 1, unit="social_assistance").pack()  # INTEGER max
     assert len(longest.encode()) <= 64
 
 

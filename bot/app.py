@@ -118,15 +118,20 @@ def build_dispatcher(
         calendar=WorkCalendar.from_holidays(config.holidays),
         texts=texts,
     )
-    dispatcher = Dispatcher(storage=storage, events_isolation=_events_isolation(storage))
-    dispatcher.update.outer_middleware(
-        UpdateContext(
-            sessionmaker,
-            admin_ids=settings.admin_ids,
-            storage=storage if isinstance(storage, SqlStorage) else None,
-            clock=clock,
-        )
+    sql_storage = storage if isinstance(storage, SqlStorage) else None
+    dispatcher = Dispatcher(
+        storage=storage,
+        events_isolation=_events_isolation(storage),
+        disable_fsm=sql_storage is not None,
     )
+    dispatcher.update.outer_middleware(
+        UpdateContext(sessionmaker, admin_ids=settings.admin_ids, storage=sql_storage, clock=clock)
+    )
+    if sql_storage is not None:
+        # aiogram's FSM middleware (it reads the state) inside UpdateContext, not before it:
+        # the read joins the update's transaction (bot/db/fsm.py) instead of costing one
+        # transaction of its own per update, and follows the inbox row's lock.
+        dispatcher.update.outer_middleware(dispatcher.fsm)
     # The dashboard before the citizen's router, which answers any other /command.
     dispatcher.include_routers(
         admin.router,
@@ -319,6 +324,8 @@ class Huiyin:
         if skip_if_busy and self._scanning.locked():
             return
         async with self._scanning:
+            if self._stopping.is_set():
+                return  # a trigger that fired as stop() began: the loop is about to close
             try:
                 report = await self.scanner.scan()
             except Exception:

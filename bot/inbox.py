@@ -26,10 +26,11 @@ import datetime as dt
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -80,6 +81,29 @@ class InboxStats:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class InboxReceipt:
+    """Whether an update's outcome is already written: bot/middlewares.py marks the row done
+    in the handler's own transaction and says so here, and the processor then does not
+    write it again in a transaction of its own (one statement and one commit per update)."""
+
+    update_id: int
+    recorded: bool = False
+
+
+# The receipt of the update the current task handles. A context variable rather than an
+# argument: ``handle`` takes the update as Telegram sent it (``Dispatcher.feed_raw_update``
+# runs the middlewares in the caller's task), and an update fed without the processor (a
+# test, a replay by hand) simply has none.
+_receipt: ContextVar[InboxReceipt | None] = ContextVar("inbox_receipt", default=None)
+
+
+def inbox_receipt(update_id: int) -> InboxReceipt | None:
+    """The receipt of ``update_id`` if the inbox processor is handling it in this task."""
+    receipt = _receipt.get()
+    return receipt if receipt is not None and receipt.update_id == update_id else None
 
 
 def upsert_insert(session: AsyncSession, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
@@ -204,6 +228,8 @@ class InboxProcessor:
         self._lease_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._stopping = False
+        self._claim_statement = self._build_claim()
+        self._next_give_up = 0.0  # loop time of the next look for abandoned last attempts
 
     def wake(self) -> None:
         """Look for work now (call after storing updates) instead of at the next poll."""
@@ -246,14 +272,19 @@ class InboxProcessor:
     # Claiming ---------------------------------------------------------------------------------
 
     def _unfinished(self, row: Any) -> ColumnElement[bool]:
-        """Still to be handled: new, or failed with attempts left."""
-        return or_(
-            row.status == NEW,
-            and_(row.status == FAILED, row.attempts < self.max_attempts),
+        """Still to be handled: new, or failed with attempts left. ``status <> 'done'``
+        says it in the words of ix_inbox_unfinished's condition, so both PostgreSQL and
+        SQLite (which matches a partial index's condition only literally) can use it."""
+        return and_(
+            row.status != DONE,
+            or_(row.status == NEW, and_(row.status == FAILED, row.attempts < self.max_attempts)),
         )
 
-    async def _claim(self, limit: int) -> list[_Claim]:
-        now = utcnow()
+    def _build_claim(self) -> Any:
+        """The claim, one statement: take the lease on the oldest claimable updates and
+        return them. Built once (``aliased`` and the clauses cost more than the execution
+        of a cached statement); ``now``, ``lease_end``, ``running`` and ``limit`` are its
+        parameters."""
         earlier = aliased(InboxUpdate, name="earlier")
         # Only the oldest unfinished update of each person may be taken: the next one waits
         # until it is done or given up, which keeps a person's updates in order across
@@ -261,51 +292,80 @@ class InboxProcessor:
         waits_for_earlier = exists().where(
             earlier.ordering_key == InboxUpdate.ordering_key,
             earlier.update_id < InboxUpdate.update_id,
-            self._unfinished(earlier),
+            # _unfinished() in other words (the statuses are new, done and failed): with no
+            # equality on status, PostgreSQL cannot AND ix_inbox_pending's bitmap of every
+            # new row into each probe (3 s per claim over a fresh 10,000-row backlog); this
+            # probe is ix_inbox_unfinished's alone.
+            earlier.status != DONE,
+            or_(earlier.status != FAILED, earlier.attempts < self.max_attempts),
         )
-        statement = (
-            select(
-                InboxUpdate.update_id,
-                InboxUpdate.ordering_key,
-                InboxUpdate.payload,
-                InboxUpdate.attempts,
-            )
+        claimable = (
+            select(InboxUpdate.update_id)
             .where(
                 self._unfinished(InboxUpdate),
                 InboxUpdate.attempts < self.max_attempts,
-                or_(InboxUpdate.lease_until.is_(None), InboxUpdate.lease_until <= now),
+                or_(
+                    InboxUpdate.lease_until.is_(None),
+                    InboxUpdate.lease_until <= bindparam("now"),
+                ),
+                # Still running here (a lease that ran out under a hung handler).
+                InboxUpdate.update_id.not_in(bindparam("running", expanding=True)),
                 ~waits_for_earlier,
             )
             .order_by(InboxUpdate.update_id)
-            .limit(limit)
+            .limit(bindparam("limit", type_=Integer))
             # PostgreSQL: concurrent workers skip each other's rows instead of queueing on
             # them. SQLite ignores this; its BEGIN IMMEDIATE (bot/db/engine.py) serialises
             # the whole claim instead.
             .with_for_update(skip_locked=True, of=InboxUpdate)
         )
-        async with self.sessionmaker() as session, session.begin():
-            await self._give_up_abandoned(session, now)
-            rows = [
-                row
-                for row in (await session.execute(statement)).all()
-                if row.update_id not in self._tasks
-            ]
-            if not rows:
-                return []
-            # attempts counts starts, not failures: an update that kills the process is
-            # given up after max_attempts crashes instead of crashing it forever.
-            await session.execute(
-                update(InboxUpdate)
-                .where(InboxUpdate.update_id.in_([row.update_id for row in rows]))
-                .values(
-                    lease_until=now + dt.timedelta(seconds=self.lease),
-                    attempts=InboxUpdate.attempts + 1,
-                )
+        # attempts counts starts, not failures: an update that kills the process is given
+        # up after max_attempts crashes instead of crashing it forever.
+        return (
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id.in_(claimable.scalar_subquery()))
+            .values(lease_until=bindparam("lease_end"), attempts=InboxUpdate.attempts + 1)
+            .returning(
+                InboxUpdate.update_id,
+                InboxUpdate.ordering_key,
+                InboxUpdate.payload,
+                InboxUpdate.attempts,
             )
-        return [
-            _Claim(row.update_id, row.ordering_key, dict(row.payload), row.attempts + 1)
-            for row in rows
-        ]
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _claim(self, limit: int) -> list[_Claim]:
+        now = utcnow()
+        loop = asyncio.get_running_loop()
+        # A last attempt is abandoned only when its lease runs out: looking once per poll
+        # interval is enough, not on every claim (a wake-up per stored batch and per
+        # finished update, many a second under load).
+        give_up = loop.time() >= self._next_give_up
+        async with self.sessionmaker() as session, session.begin():
+            if give_up:
+                await self._give_up_abandoned(session, now)
+            rows = (
+                await session.execute(
+                    self._claim_statement,
+                    {
+                        "now": now,
+                        "lease_end": now + dt.timedelta(seconds=self.lease),
+                        "running": list(self._tasks),
+                        "limit": limit,
+                    },
+                )
+            ).all()
+        if give_up:
+            self._next_give_up = loop.time() + self.poll_interval
+        # RETURNING follows no order; the person's order is the claim's condition, and
+        # starting the oldest first is what a reader of the logs expects.
+        return sorted(
+            (
+                _Claim(row.update_id, row.ordering_key, dict(row.payload), row.attempts)
+                for row in rows
+            ),
+            key=lambda claim: claim.update_id,
+        )
 
     async def _give_up_abandoned(self, session: AsyncSession, now: dt.datetime) -> None:
         """Updates whose last allowed attempt died with its worker (the lease ran out)."""
@@ -350,12 +410,20 @@ class InboxProcessor:
         task.add_done_callback(finished)
 
     async def _process(self, claim: _Claim) -> None:
+        receipt = InboxReceipt(claim.update_id)
+        _receipt.set(receipt)  # this task's own context: seen by this update's middleware only
         try:
             async with asyncio.timeout(self.handler_timeout):
                 await self.handle(claim.payload)
         except Exception as error:  # any handler failure is recorded, never lost
             await self._record_failure(claim, error)
         else:
+            if receipt.recorded:
+                # Done in the handler's transaction. A lease renewal in flight may still
+                # stamp the row: harmless, a done row is never claimed.
+                self._leased.discard(claim.update_id)
+                self.stats.done += 1
+                return
             await self._record(
                 claim.update_id,
                 status=DONE,
@@ -418,7 +486,9 @@ class InboxProcessor:
                 async with self.sessionmaker() as session, session.begin():
                     await session.execute(
                         update(InboxUpdate)
-                        .where(InboxUpdate.update_id == update_id)
+                        # Never over a "done": the handler's transaction may have committed
+                        # it before the error (a connection lost in the commit's reply).
+                        .where(InboxUpdate.update_id == update_id, InboxUpdate.status != DONE)
                         .values(**values)
                     )
                 return

@@ -11,6 +11,12 @@ effects and its "handled" commit together. A worker killed between the two would
 leave the row to be handled again on top of its own effects: the conversation has moved on
 (the FSM state is in this transaction too), so the replay would be read as the next step,
 e.g. a petition's last answer as a new complaint. A replay of a row already done is skipped.
+
+One statement does both at the start of the transaction: ``UPDATE inbox SET status = 'done'
+… WHERE status <> 'done'`` locks the row (PostgreSQL: a second worker that took the row over
+from a hung first one waits for its outcome, then finds it done) and a rollback undoes it.
+It tells the inbox processor, through its receipt (bot/inbox.py), that the outcome is
+written. An update with no inbox row (fed to the dispatcher directly) is handled.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from bot.db import repo
 from bot.db.fsm import SqlStorage
 from bot.db.models import InboxUpdate
 from bot.db.records import Role
-from bot.inbox import DONE
+from bot.inbox import DONE, inbox_receipt
 from bot.services.errors import refusal_level, refusal_log, refusal_scope
 
 log = logging.getLogger(__name__)
@@ -121,22 +127,27 @@ def _log_refusal(update: Update, reason: str, detail: str) -> None:
     )
 
 
-async def _handled_before(session: AsyncSession, update_id: int) -> bool:
-    """Whether the update's inbox row is done. Locked (PostgreSQL): a second worker that
-    took the row over from a hung first one waits for its outcome. No row (an update fed
-    to the dispatcher directly): not handled."""
-    status = await session.scalar(
-        sa.select(InboxUpdate.status).where(InboxUpdate.update_id == update_id).with_for_update()
-    )
-    return status == DONE
+_MARK_HANDLED = (
+    sa.update(InboxUpdate)
+    .where(InboxUpdate.update_id == sa.bindparam("id"), InboxUpdate.status != DONE)
+    .values(status=DONE, error=None, lease_until=None, processed_at=sa.bindparam("at"))
+    .returning(InboxUpdate.update_id)
+    .execution_options(synchronize_session=False)
+)
+_IS_STORED = sa.select(InboxUpdate.update_id).where(InboxUpdate.update_id == sa.bindparam("id"))
 
 
-async def _mark_handled(session: AsyncSession, update_id: int) -> None:
-    await session.execute(
-        sa.update(InboxUpdate)
-        .where(InboxUpdate.update_id == update_id)
-        .values(status=DONE, error=None, lease_until=None, processed_at=system_clock())
-    )
+async def _mark_handled(session: AsyncSession, update_id: int, *, stored: bool) -> bool:
+    """Mark the update's inbox row done in this transaction (see the module docstring);
+    False if it was done before (a replay, to be skipped). ``stored``: the row is known
+    to exist (the inbox processor claimed it); otherwise a missing row is looked for, and
+    an update without one is handled."""
+    marked = await session.scalar(_MARK_HANDLED, {"id": update_id, "at": system_clock()})
+    if marked is not None:
+        return True
+    if stored:
+        return False
+    return await session.scalar(_IS_STORED, {"id": update_id}) is None
 
 
 class UpdateContext(BaseMiddleware):
@@ -172,10 +183,13 @@ class UpdateContext(BaseMiddleware):
             # (every handler acts for ``actor``) and none to answer.
             _log_refusal(event, "no_sender", "the update has no person behind it")
             return UNHANDLED
+        receipt = inbox_receipt(event.update_id)
         with refusal_scope() as refusal:
             async with self.sessionmaker() as session, session.begin():
-                if await _handled_before(session, event.update_id):
+                if not await _mark_handled(session, event.update_id, stored=receipt is not None):
                     log.info("update %s: handled before this replay, skipped", event.update_id)
+                    if receipt is not None:
+                        receipt.recorded = True  # nothing to write: the row is done
                     return None
                 data["session"] = session
                 data["actor"] = await self._actor(session, user)
@@ -185,7 +199,8 @@ class UpdateContext(BaseMiddleware):
                         result = await handler(event, data)
                 else:
                     result = await handler(event, data)
-                await _mark_handled(session, event.update_id)
+            if receipt is not None:
+                receipt.recorded = True  # committed with the handler's effects
         # Logged after the commit, and only then: a refusal on record is one that stands
         # (an update that raised is the errors handler's, on huiyin.errors).
         if refusal.reason is not None:

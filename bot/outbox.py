@@ -478,32 +478,34 @@ class OutboxSender:
         # grows with the backlog once per claim, not once per row of it.
         earlier = aliased(OutboxMessage, name="earlier")
         heads = select(func.min(earlier.id)).where(due(earlier)).group_by(earlier.chat_id)
-        statement = (
-            select(OutboxMessage)
+        candidate = aliased(OutboxMessage, name="candidate")
+        chosen = (
+            select(candidate.id)
             .where(
-                OutboxMessage.id.in_(heads),
-                due(OutboxMessage),
-                or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+                candidate.id.in_(heads),
+                due(candidate),
+                or_(candidate.lease_until.is_(None), candidate.lease_until <= now),
+                # A row this sender still works on whose lease lapsed (renewals failing).
+                candidate.id.not_in(list(self._tasks)),
             )
-            .order_by(OutboxMessage.id)
+            .order_by(candidate.id)
             .limit(limit)
             # PostgreSQL: senders skip each other's rows; SQLite: BEGIN IMMEDIATE serialises.
-            .with_for_update(skip_locked=True, of=OutboxMessage)
+            .with_for_update(skip_locked=True, of=candidate)
+        )
+        # Chosen and leased in one statement (one round trip, not a SELECT and an UPDATE).
+        statement = (
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(chosen))
+            .values(lease_until=now + dt.timedelta(seconds=self.lease))
+            .returning(OutboxMessage)
+            .execution_options(synchronize_session=False)
         )
         async with self.sessionmaker() as session, session.begin():
-            rows = [
-                row
-                for row in (await session.execute(statement)).scalars().all()
-                if row.id not in self._tasks
-            ]
-            if not rows:
-                return []
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_([row.id for row in rows]))
-                .values(lease_until=now + dt.timedelta(seconds=self.lease))
-            )
-            return [OutboxItem.of(row) for row in rows]
+            rows = (await session.execute(statement)).scalars().all()
+            items = [OutboxItem.of(row) for row in rows]
+        # RETURNING comes in no particular order; a chat's messages go in row order.
+        return sorted(items, key=lambda item: item.id)
 
     def _start(self, item: OutboxItem) -> None:
         self._leased.add(item.id)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -55,7 +56,7 @@ def to_record(record_type: type[R], row: object) -> R:
     return record_type(**values)
 
 
-def insert(session: AsyncSession, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
+def insert(session: AsyncSession | Session, model: type[Any]) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that supports ``on_conflict_do_update`` / ``_do_nothing`` on this backend.
 
     Upserts are one statement, so two workers inserting the same key both succeed instead

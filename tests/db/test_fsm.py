@@ -7,8 +7,8 @@ from aiogram.exceptions import DataNotDictLikeError
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.fsm.storage.base import StorageKey
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.db import repo
 from bot.db.engine import make_engine, make_sessionmaker
@@ -135,3 +135,101 @@ async def test_a_bound_session_makes_fsm_part_of_the_update(
         await session.commit()
 
     assert await context.get_state() == "Intake:contact"
+
+
+class _Statements:
+    """The statements an engine runs, counted by their first word (SELECT, INSERT …)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.seen: list[str] = []
+        event.listen(engine.sync_engine, "before_cursor_execute", self._count)
+
+    def _count(self, *args: object) -> None:
+        self.seen.append(str(args[2]).split(None, 1)[0].upper())
+
+    def of(self, kind: str) -> int:
+        return self.seen.count(kind)
+
+    @property
+    def work(self) -> int:
+        """Statements other than SQLite's own (BEGIN IMMEDIATE, a new connection's PRAGMAs)."""
+        return sum(kind not in {"BEGIN", "PRAGMA"} for kind in self.seen)
+
+
+async def test_within_an_update_the_record_is_read_once_and_written_once(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The handler's many get_data()/update_data()/set_state() cost one read and, at the
+    commit, one write; a later update reads the row afresh."""
+    storage = SqlStorage(sessionmaker)
+    context = FSMContext(storage, KEY)
+    await context.set_state(Intake.description)
+    await context.set_data({"text": "低保被取消"})
+    statements = _Statements(engine)
+
+    async with sessionmaker() as session, session.begin():
+        with storage.use_session(session):
+            assert await context.get_state() == "Intake:description"
+            assert await context.get_data() == {"text": "低保被取消"}
+            await context.update_data(name="张某")
+            data = await context.update_data(phone="13800000000")
+            data["phone"] = "changed by the caller"  # not by the storage's memory
+            await context.set_state(Intake.contact)
+            assert await context.get_data() == {
+                "text": "低保被取消",
+                "name": "张某",
+                "phone": "13800000000",
+            }
+            assert await context.get_state() == "Intake:contact"
+        assert statements.work == 1  # the read; the writes wait for the commit
+
+    assert statements.of("SELECT") == 1
+    assert statements.of("INSERT") == 1  # state and data in one upsert
+    assert statements.work == 2
+    # Committed with the update, and read again by the next one.
+    async with sessionmaker() as session, session.begin():
+        with storage.use_session(session):
+            assert await context.get_state() == "Intake:contact"
+            assert (await context.get_data())["phone"] == "13800000000"
+    assert statements.of("SELECT") == 2
+    assert statements.work == 3  # nothing changed: nothing written
+
+
+async def test_the_memory_ends_with_the_update(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """What another transaction committed in between is seen by the next update, and a
+    clear() within an update leaves no row, as unbound."""
+    storage = SqlStorage(sessionmaker)
+    context = FSMContext(storage, KEY)
+    await context.set_state(Intake.description)
+
+    async with sessionmaker() as session, session.begin():
+        with storage.use_session(session):
+            assert await context.get_state() == "Intake:description"
+    await storage.set_state(KEY, Intake.contact)  # another process, say
+
+    async with sessionmaker() as session, session.begin():
+        with storage.use_session(session):
+            assert await context.get_state() == "Intake:contact"
+            await context.update_data(name="张某")
+            await context.clear()
+            assert await context.get_state() is None
+            assert await context.get_data() == {}
+            await context.clear()  # nothing left to clear: no statement, no row
+    assert await _rows(sessionmaker) == 0
+    assert await context.get_state() is None
+
+    # A rollback forgets what the update wrote and read, even on a session used again.
+    async with sessionmaker() as session:
+        with storage.use_session(session):
+            await context.set_state(Intake.contact)
+            await context.update_data(name="张某")
+        await session.rollback()
+        await session.commit()
+        with storage.use_session(session):
+            assert await context.get_state() is None
+            await context.update_data(district="西秀区")
+        await session.commit()
+    assert await context.get_state() is None
+    assert await context.get_data() == {"district": "西秀区"}

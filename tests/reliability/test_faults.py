@@ -23,7 +23,6 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -69,18 +68,6 @@ class Form:
 
 SHORT = Form(private_chats=8, groups=4, per_chat=20, rate=0.08, max_burst=3, citizens=3)
 LONG = Form(private_chats=30, groups=10, per_chat=40, rate=0.15, max_burst=5, citizens=10)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, long_form: bool) -> str:
-    """tests/conftest.py's, with PostgreSQL in the long form only (skipped before its
-    database is made)."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'huiyin.sqlite3'}"
-    if not long_form:
-        pytest.skip("PostgreSQL runs in the long form (--long)")
-    url: str = request.getfixturevalue("pg_database")
-    return url
 
 
 @pytest.fixture
@@ -140,8 +127,8 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 @pytest.fixture
-async def sessionmaker(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(db_url)
+async def sessionmaker(reliability_db: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(reliability_db)
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
     yield make_sessionmaker(engine)
@@ -362,8 +349,10 @@ async def file_petition(world: World, citizen: int) -> str:
         await world.send(citizen, answer)
 
 
-async def test_conversations_complete_while_telegram_misbehaves(db_url: str, form: Form) -> None:
-    async with make_world(db_url) as world:
+async def test_conversations_complete_while_telegram_misbehaves(
+    reliability_db: str, form: Form
+) -> None:
+    async with make_world(reliability_db) as world:
         # Quick retries and a short client timeout (the defaults are minutes, not seconds).
         world.huiyin.sender.backoff = QUICK
         world.huiyin.sender.request_timeout = REQUEST_TIMEOUT

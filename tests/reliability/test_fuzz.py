@@ -50,10 +50,8 @@ import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.base import BaseSession
 from aiogram.methods import AnswerCallbackQuery, GetMe, TelegramMethod
@@ -930,17 +928,6 @@ def next_update(world: World, example: Example) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the tests
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def fuzz_db(request: pytest.FixtureRequest, tmp_path: Path, long_form: bool) -> str:
-    """SQLite always; PostgreSQL in the long form only (the short form stays quick)."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'fuzz.sqlite3'}"
-    if not long_form:
-        pytest.skip("PostgreSQL fuzzing runs in the long form (--long)")
-    url: str = request.getfixturevalue("pg_database")
-    return url
-
-
 def run_examples(database_url: str, examples: int, random_seed: int | None) -> None:
     """``examples`` generated updates against one world; derandomized without a seed."""
     with asyncio.Runner() as runner:
@@ -973,13 +960,13 @@ def run_examples(database_url: str, examples: int, random_seed: int | None) -> N
             runner.run(close_world(world))
 
 
-def test_generated_updates(fuzz_db: str, long_form: bool) -> None:
+def test_generated_updates(reliability_db: str, long_form: bool) -> None:
     if not long_form:
-        run_examples(fuzz_db, 120, None)
+        run_examples(reliability_db, 120, None)
         return
     random_seed = int(os.environ.get("HUIYIN_FUZZ_SEED") or random.randrange(2**32))
     print(f"fuzz seed {random_seed}: HUIYIN_FUZZ_SEED={random_seed} runs the same updates")
-    run_examples(fuzz_db, 1500, random_seed)
+    run_examples(reliability_db, 1500, random_seed)
 
 
 def press(telegram_id: int, data: str, chat: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -402,19 +402,9 @@ async def run_intake_under_kills(
         await engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path: Path, long_form: bool) -> str:
-    """A fresh database: SQLite in both forms, PostgreSQL in the long form only."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'huiyin.sqlite3'}"
-    if not long_form:
-        pytest.skip("the short form runs on SQLite; the long form (--long) on PostgreSQL too")
-    return str(request.getfixturevalue("pg_database"))
-
-
 @pytest.mark.parametrize("transport", ["polling", "webhook"])
 async def test_sigkill_during_intake(
-    database: str,
+    reliability_db: str,
     transport: str,
     long_form: bool,
     sandbox: tuple[SandboxServer, SandboxState],
@@ -429,7 +419,7 @@ async def test_sigkill_during_intake(
     server, state = sandbox
     port = free_port() if transport == "webhook" else None
     plan = LONG if long_form else SHORT
-    await run_intake_under_kills(database, port, server, state, plan, seed)
+    await run_intake_under_kills(reliability_db, port, server, state, plan, seed)
 
 
 def free_port() -> int:

@@ -40,6 +40,7 @@ from bot.outbox import OutboxSender, Outgoing, Rate, SendLimits, enqueue_many
 from bot.sandbox import DEFAULT_TOKEN, SandboxServer, SandboxState
 from bot.sandbox.limits import LimitsConfig
 from tests.e2e.conftest import World, buttons, make_world
+from tests.infra.conftest import Control as InfraControl
 
 QUICK = Backoff(first=0.05, factor=2.0, maximum=0.4)
 # The sandbox enforces no flood limits here: every 429 is an injected one.
@@ -87,22 +88,12 @@ def random_faults(form: Form, methods: list[str], **mix: float) -> dict[str, Any
     }
 
 
-class Control:
-    """The sandbox's control API; fails loudly on non-2xx."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str):
-        self.http = http
-        self.base = f"{url}/sandbox/api"
-
-    async def call(self, verb: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        async with self.http.request(verb, f"{self.base}{path}", json=body) as response:
-            payload = await response.json()
-            assert response.status == 200, payload
-            return payload
+class Control(InfraControl):
+    """The sandbox's control API (tests/infra's), with the whole transcript of a chat."""
 
     async def transcript(self, chat_id: int) -> list[dict[str, Any]]:
         """The bot's messages in a chat, deleted ones too (a deleted duplicate is one)."""
-        messages = await self.call("GET", f"/chats/{chat_id}/messages?include_deleted=1")
+        messages = await self.get(f"/chats/{chat_id}/messages?include_deleted=1")
         return [m for m in messages if m["from_bot"]]
 
 

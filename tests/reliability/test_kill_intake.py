@@ -10,11 +10,9 @@ one's leases when they run out, as a real restart would. Leases are 1.5 s here (
 rows and 15 s for leaders in production) so that a kill costs seconds, not minutes.
 
 Citizens never resend: they wait for the bot. The short form (CI) files 8 petitions under
-10 kills on SQLite with long polling, about 50 s in all (15 of them the zygote's imports on
-a loaded machine): 20 kills would take about 30 s more than the short form's budget. The
-long form (``--long``) files 30 under 20 kills, on SQLite and PostgreSQL, by long polling
-and by webhook. The seed is printed (``HUIYIN_KILL_SEED`` replays the choices; the timing
-of a kill cannot be replayed).
+20 kills on SQLite with long polling. The long form (``--long``) files 30 under 20 kills,
+on SQLite and PostgreSQL, by long polling and by webhook. The seed is printed
+(``HUIYIN_KILL_SEED`` replays the choices; the timing of a kill cannot be replayed).
 
 What may repeat, and is only counted: a message the killed sender had handed to the Bot
 API but not yet recorded as sent (the outbox is at-least-once, bot/outbox.py).
@@ -70,7 +68,7 @@ class Plan:
     kill_after: float  # a worker is killed up to this long after it leads the polling
 
 
-SHORT = Plan(citizens=8, kills=10, think=1.5, spread=20.0, kill_after=1.5)
+SHORT = Plan(citizens=8, kills=20, think=1.5, spread=40.0, kill_after=1.5)
 LONG = Plan(citizens=30, kills=20, think=2.0, spread=45.0, kill_after=2.0)
 
 

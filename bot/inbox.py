@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import re
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
@@ -38,7 +39,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.db.models import InboxUpdate
-from bot.leases import keep_leases
+from bot.leases import keep_leases, write_outcome
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,24 @@ def ordering_key(update: Mapping[str, Any]) -> int | None:
     return None
 
 
+# What no database column takes: NUL (PostgreSQL's text and json types refuse U+0000, and
+# the whole transaction with it) and lone surrogates (not encodable as UTF-8). Neither means
+# anything in what people type; a client or an attacker can still put them in an update.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """``value`` (an update as Telegram sent it) with NUL removed and lone surrogates
+    replaced (U+FFFD) in every string: names, texts, captions, callback data."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+    if isinstance(value, Mapping):
+        return {key: storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
+
+
 async def store_updates(sessionmaker: Sessionmaker, updates: Sequence[Mapping[str, Any]]) -> int:
     """Save updates in one transaction; an ``update_id`` already stored is skipped.
 
@@ -147,7 +166,8 @@ async def store_updates(sessionmaker: Sessionmaker, updates: Sequence[Mapping[st
         {
             "update_id": int(item["update_id"]),
             "ordering_key": ordering_key(item),
-            "payload": dict(item),
+            # Cleaned here, once, so the stored row and every handler see the same text.
+            "payload": storable(item),
             "status": NEW,
             "attempts": 0,
             "received_at": now,
@@ -465,45 +485,30 @@ class InboxProcessor:
         await self._record(claim.update_id, status=FAILED, error=text, lease_until=retry_at)
 
     async def _record(self, update_id: int, **values: Any) -> None:
-        """Write an update's outcome, retrying while the database is away (a restart) for
-        half a lease: the heartbeat renewed the lease while the handler ran, so nobody
-        takes the row meanwhile. Given up, the lease runs out and the update is claimed
-        again: a handled one is then skipped (bot/middlewares.py marks it done in the
-        handler's transaction), a failed one retried. Until one or the other, the row holds
-        up its person's next updates: one quick try, as before, held them for a minute."""
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + self.lease / 2
-        attempt = 0
-        while True:
-            attempt += 1
-            # The lock only waits out a renewal in flight (it may include this row); once
-            # the row is out of the set no renewal can touch it. Holding the lock across
-            # the write, as before, made every update's outcome wait for the one before
-            # it: one at a time for the whole process (bench/e2e measured it).
-            async with self._lease_lock:
-                self._leased.discard(update_id)
-            try:
-                async with self.sessionmaker() as session, session.begin():
-                    await session.execute(
-                        update(InboxUpdate)
-                        # Never over a "done": the handler's transaction may have committed
-                        # it before the error (a connection lost in the commit's reply).
-                        .where(InboxUpdate.update_id == update_id, InboxUpdate.status != DONE)
-                        .values(**values)
-                    )
-                return
-            except (SQLAlchemyError, OSError):
-                log.exception(
-                    "inbox: could not record the outcome of update %s (try %d)",
-                    update_id,
-                    attempt,
+        """Write an update's outcome (bot/leases.py ``write_outcome``: retried while the
+        database is away, for half a lease). Given up, the lease runs out and the update is
+        claimed again: a handled one is then skipped (bot/middlewares.py marks it done in the
+        handler's transaction), a failed one retried."""
+
+        async def write() -> None:
+            async with self.sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(InboxUpdate)
+                    # Never over a "done": the handler's transaction may have committed it
+                    # before the error (a connection lost in the commit's reply).
+                    .where(InboxUpdate.update_id == update_id, InboxUpdate.status != DONE)
+                    .values(**values)
                 )
-                delay = DATABASE_BACKOFF.delay(attempt)
-                if loop.time() + delay > give_up_at:
-                    return
-                async with self._lease_lock:  # renewed again while it waits
-                    self._leased.add(update_id)
-                await asyncio.sleep(delay)
+
+        await write_outcome(
+            write,
+            update_id,
+            self._leased,
+            self._lease_lock,
+            lease=self.lease,
+            backoff=DATABASE_BACKOFF.delay,
+            what=f"inbox: update {update_id}",
+        )
 
     async def _renew_leases(self) -> None:
         """Keep the leases of the rows this worker holds alive (bot/leases.py)."""

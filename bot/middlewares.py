@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -59,42 +58,6 @@ def sender_of(update: Update) -> User | None:
 def language_of(user: User) -> str:
     # Chinese by default; English for people whose Telegram speaks English.
     return "en" if (user.language_code or "").lower().startswith("en") else "zh"
-
-
-# What no database text column takes: NUL (PostgreSQL's text types refuse U+0000, and the
-# whole transaction with it) and lone surrogates (not encodable as UTF-8). Neither means
-# anything in what people type; a client or an attacker can still put them in a message.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
-    if isinstance(value, dict):
-        return {key: _clean(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_clean(item) for item in value]
-    return value
-
-
-def _dirty(value: Any) -> bool:
-    if isinstance(value, str):
-        return _UNSTORABLE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_dirty(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_dirty(item) for item in value)
-    return False
-
-
-def storable(update: Update, bot: Any = None) -> Update:
-    """The update with NUL removed and lone surrogates replaced (U+FFFD) in every string:
-    names, texts, captions. aiogram's objects are frozen, so a dirty one is rebuilt; a clean
-    one (nearly all) is returned as it is."""
-    raw = update.model_dump(by_alias=True, exclude_unset=True)
-    if not _dirty(raw):
-        return update
-    return Update.model_validate(_clean(raw), context={"bot": bot})
 
 
 def _kind(update: Update) -> str:
@@ -173,7 +136,6 @@ class UpdateContext(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         assert isinstance(event, Update)
-        event = storable(event, data.get("bot"))
         data["sessionmaker"] = self.sessionmaker
         data["now"] = self.clock()
         data["update_id"] = event.update_id

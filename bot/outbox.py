@@ -73,7 +73,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.db.models import OutboxMessage
 from bot.inbox import DATABASE_BACKOFF, Backoff, Sessionmaker, upsert_insert, utcnow
-from bot.leases import keep_leases
+from bot.leases import keep_leases, write_outcome
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,10 @@ CAPTION_METHODS = frozenset(
 # Telegram's descriptions of the 400s the sender treats specially.
 THREAD_NOT_FOUND = "message thread not found"
 NOT_MODIFIED = "message is not modified"
-# Writes of an outcome are retried for this share of the lease (renewed at most a third of
-# it ago: nobody else takes the row meanwhile) before the lease is left to expire: each
-# failure here is a possible duplicate (see the module docstring). Half a minute covers a
-# database restart; three quick tries did not, and the message went out twice.
-RECORD_FOR_LEASE_SHARE = 0.5
+# Writes of an outcome are retried for half the lease (bot/leases.py write_outcome) before
+# the lease is left to expire: each failure there is a possible duplicate (see the module
+# docstring). Half a minute covers a database restart; three quick tries did not, and the
+# message went out twice.
 SEND_BACKOFF = Backoff(first=1.0, factor=2.0, maximum=60.0)
 # Failures that say nothing about the message, only about Telegram's state right now: 5xx,
 # timeouts and dropped connections, the front end's HTML error page.
@@ -742,33 +741,26 @@ class OutboxSender:
     async def _finish(
         self, item: OutboxItem, values: dict[str, Any], message_id: int | None
     ) -> None:
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + self.lease * RECORD_FOR_LEASE_SHARE
-        attempt = 0
-        while True:
-            attempt += 1
-            # As in bot/inbox.py: the lock waits out a renewal in flight, not the write;
-            # held across the write it let one message's "sent" be recorded at a time.
-            async with self._lease_lock:
-                self._leased.discard(item.id)
-            try:
-                async with self.sessionmaker() as session, session.begin():
-                    await session.execute(
-                        update(OutboxMessage).where(OutboxMessage.id == item.id).values(**values)
-                    )
-                    if self.on_sent is not None and values["status"] == SENT:
-                        await self._call_on_sent(session, item, message_id)
-                return
-            except (SQLAlchemyError, OSError):
-                log.exception("outbox: recording message %s failed (try %d)", item.id, attempt)
-                delay = DATABASE_BACKOFF.delay(attempt)
-                if loop.time() + delay > give_up_at:
-                    break
-                async with self._lease_lock:  # renewed again while it waits
-                    self._leased.add(item.id)
-                await asyncio.sleep(delay)
-        # Left pending: the lease runs out and it is sent again (the at-least-once window).
-        self._leased.discard(item.id)
+        """Record a message's outcome (bot/leases.py ``write_outcome``). Given up, the row
+        stays pending: its lease runs out and it is sent again (the at-least-once window)."""
+
+        async def write() -> None:
+            async with self.sessionmaker() as session, session.begin():
+                await session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id == item.id).values(**values)
+                )
+                if self.on_sent is not None and values["status"] == SENT:
+                    await self._call_on_sent(session, item, message_id)
+
+        await write_outcome(
+            write,
+            item.id,
+            self._leased,
+            self._lease_lock,
+            lease=self.lease,
+            backoff=DATABASE_BACKOFF.delay,
+            what=f"outbox: message {item.id}",
+        )
 
     async def _call_on_sent(
         self, session: AsyncSession, item: OutboxItem, message_id: int | None

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiogram import BaseMiddleware, Bot, Dispatcher
 from aiogram.client.session.base import BaseSession
-from aiogram.methods import TelegramMethod
+from aiogram.methods import GetMe, TelegramMethod
 from aiogram.types import CallbackQuery, Chat, Message, Update, User
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,7 +40,8 @@ TOKEN = "42:TEST"
 
 class FakeSession(BaseSession):
     """aiogram's tests fake the session, not the Bot methods: every call is recorded and
-    answered ``True`` (what answerCallbackQuery returns; handlers make no other call)."""
+    answered ``True`` (what answerCallbackQuery returns), getMe with the bot (the Command
+    filter asks it for @mentions)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -53,6 +54,8 @@ class FakeSession(BaseSession):
         timeout: int | None = None,  # noqa: ASYNC109 (BaseSession's signature)
     ) -> Any:
         self.calls.append(method)
+        if isinstance(method, GetMe):
+            return User(id=42, is_bot=True, first_name="回音", username="huiyin_bot")
         return True
 
     async def stream_content(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover

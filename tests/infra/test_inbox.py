@@ -55,6 +55,19 @@ async def test_replayed_updates_are_stored_once(db: Database) -> None:
     assert rows[1].payload == message(2, CITIZEN_A)  # the first copy stays
 
 
+async def test_what_no_database_takes_is_cleaned_before_storing(db: Database) -> None:
+    """NUL (PostgreSQL's text and json refuse it) is dropped and a lone surrogate replaced,
+    so such an update is stored and handled like any other instead of failing every time."""
+    hostile = message(1, CITIZEN_A, "低保\x00申请\ud800")
+    hostile["message"]["from"]["first_name"] = "张\x00某"
+    assert await store_updates(db.sessionmaker, [hostile]) == 1
+
+    (row,) = await db.inbox()
+    assert row.payload["message"]["text"] == "低保申请\ufffd"
+    assert row.payload["message"]["from"]["first_name"] == "张某"
+    assert row.ordering_key == CITIZEN_A
+
+
 def test_ordering_key_is_the_person_then_the_chat() -> None:
     person = {"id": CITIZEN_A, "is_bot": False, "first_name": "张三"}
     group = {"id": GROUP, "type": "supergroup", "title": "社会救助科"}

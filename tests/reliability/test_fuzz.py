@@ -53,9 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.base import BaseSession
-from aiogram.methods import AnswerCallbackQuery, GetMe, TelegramMethod
-from aiogram.types import User
+from aiogram.methods import AnswerCallbackQuery, TelegramMethod
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -86,6 +84,7 @@ from bot.sandbox.registry import MAX_CAPTION, MAX_TEXT
 from bot.services import buttons as b
 from bot.settings import Settings
 from routing.config import load_config
+from tests.handlers.conftest import FakeSession
 from tests.services.conftest import DISCLOSURE, PETITION, RECONSIDERATION, Intake
 
 NOW = dt.datetime(2026, 3, 2, 1, 30, tzinfo=dt.UTC)  # Monday 09:30 in Anshun: office hours
@@ -106,31 +105,6 @@ DOMAIN = (Unit, Invite, Case, DeadlineRow, Notification, Attachment, CaseEvent)
 CLEARED = (None, {})  # an FSM row with no state and no data, or none at all
 # Columns that change on any write, even one that writes the same values.
 VOLATILE = {"updated_at"}
-
-
-class RecordingSession(BaseSession):
-    """The bot's HTTP session, faked: every call is recorded and answered ``True``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[TelegramMethod[Any]] = []
-
-    async def make_request(
-        self,
-        bot: Bot,
-        method: TelegramMethod[Any],
-        timeout: int | None = None,  # noqa: ASYNC109 (BaseSession's signature)
-    ) -> Any:
-        self.calls.append(method)
-        if isinstance(method, GetMe):  # the Command filter asks who the bot is (@mentions)
-            return User(id=42, is_bot=True, first_name="回音", username="huiyin_bot")
-        return True
-
-    async def stream_content(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        pass
 
 
 class Records(logging.Handler):
@@ -198,7 +172,7 @@ class World:
     sessionmaker: async_sessionmaker[AsyncSession]
     dispatcher: Dispatcher
     bot: Bot
-    fake: RecordingSession
+    fake: FakeSession
     processor: InboxProcessor
     task: asyncio.Task[None]
     cases: dict[str, int]  # "disclosure" / "petition" / "reconsideration" → case id
@@ -349,7 +323,7 @@ async def build_world(database_url: str) -> World:
             )
             cases[name] = case.id
             topics[case.id] = (CHATS[case.unit_id], 70 + n)
-    fake = RecordingSession()
+    fake = FakeSession()
     bot = Bot(TOKEN, session=fake)
 
     handled: dict[int, asyncio.Event] = {}
